@@ -1,0 +1,342 @@
+package lnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HandshakeTimeout bounds the acceptor request and HELLO exchange.
+const HandshakeTimeout = 10 * time.Second
+
+// Message is one received ksock message. A NOOP has Noop set and no header.
+type Message struct {
+	Noop      bool
+	ZCCookies [2]uint64
+	Header
+	Payload []byte
+}
+
+// Conn is one socklnd connection after the handshake. Reads must come from
+// one goroutine; sends may come from any.
+type Conn struct {
+	nc        net.Conn
+	r         *bufio.Reader
+	rbuf      [KsockHdrSize + HeaderSize]byte
+	wmu       sync.Mutex
+	wbuf      []byte
+	Local     NID    // our NID on this connection
+	Remote    NID    // the peer's NID
+	RemotePID uint32 // the peer's LNet pid
+	// PeerType is the connection type the peer declared in its HELLO.
+	PeerType uint32
+	// PeerIncarnation is the peer's src_incarnation.
+	PeerIncarnation uint64
+	closed          atomic.Bool
+	pingSeq         atomic.Uint32
+}
+
+func newConn(nc net.Conn) *Conn {
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+}
+
+// RemoteAddr is the TCP address of the peer.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Close closes the socket.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.nc.Close()
+}
+
+// AcceptConfig says who the passive side of a handshake is.
+type AcceptConfig struct {
+	// NID is the NID we present. Zero means: the target NID of the
+	// acceptor request (the NID the client dialled).
+	NID NID
+	// Incarnation is our boot cookie; it must stay the same for the life
+	// of the server.
+	Incarnation uint64
+}
+
+// Accept runs the passive side of the handshake on a freshly accepted
+// socket: read the acceptor request and the client's HELLO, answer with our
+// HELLO. On error the socket is left open for the caller to close.
+func Accept(nc net.Conn, cfg AcceptConfig) (*Conn, error) {
+	c := newConn(nc)
+	nc.SetDeadline(time.Now().Add(HandshakeTimeout))
+	defer nc.SetDeadline(time.Time{})
+	var b [ConnReqSize]byte
+	if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		return nil, fmt.Errorf("lnet: reading acceptor request from %v: %w", nc.RemoteAddr(), err)
+	}
+	cr, err := UnmarshalConnReq(b[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w (from %v)", err, nc.RemoteAddr())
+	}
+	c.Local = cfg.NID
+	if c.Local == 0 {
+		c.Local = cr.NID
+	} else if cr.NID != cfg.NID {
+		return nil, fmt.Errorf("lnet: refusing connection from %v for %v: our NID is %v", nc.RemoteAddr(), cr.NID, cfg.NID)
+	}
+	var hb [HelloSize]byte
+	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
+		return nil, fmt.Errorf("lnet: reading HELLO from %v: %w", nc.RemoteAddr(), err)
+	}
+	h, err := UnmarshalHello(hb[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w (from %v)", err, nc.RemoteAddr())
+	}
+	if len(h.IPs) > 0 {
+		ipb := make([]byte, 4*len(h.IPs))
+		if _, err := io.ReadFull(c.r, ipb); err != nil {
+			return nil, fmt.Errorf("lnet: reading HELLO IPs from %v: %w", nc.RemoteAddr(), err)
+		}
+	}
+	if h.DstNID != c.Local && h.DstNID != 0 {
+		return nil, fmt.Errorf("lnet: HELLO from %v is for %v, we are %v", h.SrcNID, h.DstNID, c.Local)
+	}
+	switch h.ConnType {
+	case ConnAny, ConnControl, ConnBulkIn, ConnBulkOut:
+	default:
+		return nil, fmt.Errorf("lnet: HELLO from %v has connection type %d", h.SrcNID, h.ConnType)
+	}
+	c.Remote, c.RemotePID, c.PeerType, c.PeerIncarnation = h.SrcNID, h.SrcPID, h.ConnType, h.SrcIncarnation
+	reply := Hello{
+		Version:        h.Version,
+		SrcNID:         c.Local,
+		DstNID:         h.SrcNID,
+		SrcPID:         PIDLustre,
+		DstPID:         h.SrcPID,
+		SrcIncarnation: cfg.Incarnation,
+		DstIncarnation: h.SrcIncarnation,
+		ConnType:       InverseConnType(h.ConnType),
+	}
+	if _, err := nc.Write(reply.Marshal()); err != nil {
+		return nil, fmt.Errorf("lnet: sending HELLO to %v: %w", nc.RemoteAddr(), err)
+	}
+	return c, nil
+}
+
+// DialConfig says who the active side of a handshake is.
+type DialConfig struct {
+	Local       NID    // our NID
+	Remote      NID    // the server NID to put in the acceptor request
+	ConnType    uint32 // ConnControl, ConnBulkIn or ConnBulkOut
+	Incarnation uint64
+}
+
+// Dial connects to addr and runs the active side of the handshake
+// (acceptor request, HELLO V3, the server's HELLO).
+func Dial(ctx context.Context, addr string, cfg DialConfig) (*Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("lnet: dialling %s: %w", addr, err)
+	}
+	c, err := Handshake(ctx, nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Handshake runs the active side of the handshake on a connected socket.
+func Handshake(ctx context.Context, nc net.Conn, cfg DialConfig) (*Conn, error) {
+	c := newConn(nc)
+	dl := time.Now().Add(HandshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	nc.SetDeadline(dl)
+	defer nc.SetDeadline(time.Time{})
+	cr := ConnReq{Version: AcceptorVersion, NID: cfg.Remote}
+	h := Hello{Version: ProtoV3, SrcNID: cfg.Local, DstNID: cfg.Remote, SrcPID: PIDLustre,
+		SrcIncarnation: cfg.Incarnation, ConnType: cfg.ConnType}
+	if _, err := nc.Write(append(cr.Marshal(), h.Marshal()...)); err != nil {
+		return nil, fmt.Errorf("lnet: sending HELLO to %v: %w", nc.RemoteAddr(), err)
+	}
+	var hb [HelloSize]byte
+	if _, err := io.ReadFull(c.r, hb[:]); err != nil {
+		return nil, fmt.Errorf("lnet: reading HELLO from %v: %w", nc.RemoteAddr(), err)
+	}
+	rh, err := UnmarshalHello(hb[:])
+	if err != nil {
+		return nil, err
+	}
+	if len(rh.IPs) > 0 {
+		if _, err := io.ReadFull(c.r, make([]byte, 4*len(rh.IPs))); err != nil {
+			return nil, fmt.Errorf("lnet: reading HELLO IPs from %v: %w", nc.RemoteAddr(), err)
+		}
+	}
+	if rh.SrcNID != cfg.Remote || rh.SrcPID != PIDLustre {
+		return nil, fmt.Errorf("lnet: %v claimed to be %v pid %d", cfg.Remote, rh.SrcNID, rh.SrcPID)
+	}
+	if rh.ConnType != InverseConnType(cfg.ConnType) {
+		return nil, fmt.Errorf("lnet: %v answered connection type %d to our %d", cfg.Remote, rh.ConnType, cfg.ConnType)
+	}
+	c.Local, c.Remote, c.RemotePID, c.PeerType, c.PeerIncarnation = cfg.Local, rh.SrcNID, rh.SrcPID, rh.ConnType, rh.SrcIncarnation
+	return c, nil
+}
+
+// ErrBadFrame is wrapped by every framing error: the connection must be
+// closed, since the byte stream can no longer be trusted.
+var ErrBadFrame = errors.New("bad ksock frame")
+
+// ReadMessage reads one ksock message. The payload is freshly allocated
+// and belongs to the caller.
+func (c *Conn) ReadMessage() (*Message, error) {
+	m := new(Message)
+	if err := c.readMessage(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *Conn) readMessage(m *Message) error {
+	b := c.rbuf[:]
+	if _, err := io.ReadFull(c.r, b[:KsockHdrSize]); err != nil {
+		return err
+	}
+	typ := le.Uint32(b)
+	m.ZCCookies = [2]uint64{le.Uint64(b[8:]), le.Uint64(b[16:])}
+	switch typ {
+	case KsockNOOP:
+		m.Noop = true
+		return nil
+	case KsockLNET:
+	default:
+		return fmt.Errorf("%w: ksock message type %#x from %v", ErrBadFrame, typ, c.Remote)
+	}
+	if _, err := io.ReadFull(c.r, b[KsockHdrSize:]); err != nil {
+		return fmt.Errorf("%w: truncated LNet header from %v: %w", ErrBadFrame, c.Remote, err)
+	}
+	if err := m.Header.Unmarshal(b[KsockHdrSize:]); err != nil {
+		return fmt.Errorf("%w: from %v: %w", ErrBadFrame, c.Remote, err)
+	}
+	if m.PayloadLength > 0 {
+		m.Payload = make([]byte, m.PayloadLength)
+		if _, err := io.ReadFull(c.r, m.Payload); err != nil {
+			return fmt.Errorf("%w: truncated %d-byte payload from %v: %w", ErrBadFrame, m.PayloadLength, c.Remote, err)
+		}
+	}
+	return nil
+}
+
+// Send writes one LNet message: the ksock header, h (whose PayloadLength
+// is set from the parts) and the payload parts, in a single write.
+func (c *Conn) Send(h *Header, zcAck uint64, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > MTU {
+		return fmt.Errorf("lnet: %d-byte payload to %v exceeds the LNet MTU", n, c.Remote)
+	}
+	h.PayloadLength = uint32(n)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	need := KsockHdrSize + HeaderSize + n
+	if cap(c.wbuf) < need {
+		c.wbuf = make([]byte, need)
+	}
+	b := c.wbuf[:need]
+	le.PutUint32(b[0:], KsockLNET)
+	le.PutUint32(b[4:], 0)
+	le.PutUint64(b[8:], 0)
+	le.PutUint64(b[16:], zcAck)
+	h.Marshal(b[KsockHdrSize:])
+	off := KsockHdrSize + HeaderSize
+	for _, p := range parts {
+		off += copy(b[off:], p)
+	}
+	_, err := c.nc.Write(b)
+	if cap(c.wbuf) > 1<<20 {
+		c.wbuf = nil
+	}
+	if err != nil {
+		return fmt.Errorf("lnet: sending %s to %v: %w", TypeName(h.Type), c.Remote, err)
+	}
+	return nil
+}
+
+// SendNOOP writes a NOOP carrying a zero-copy acknowledgement (or the
+// keepalive value KeepalivePing).
+func (c *Conn) SendNOOP(zcAck uint64) error {
+	var b [KsockHdrSize]byte
+	le.PutUint32(b[0:], KsockNOOP)
+	le.PutUint64(b[16:], zcAck)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.nc.Write(b[:]); err != nil {
+		return fmt.Errorf("lnet: sending NOOP to %v: %w", c.Remote, err)
+	}
+	return nil
+}
+
+// Put sends a PUT without an ACK request to portal with the given match
+// bits and offset.
+func (c *Conn) Put(portal uint32, matchBits uint64, offset uint32, parts ...[]byte) error {
+	h := Header{DestNID: c.Remote, SrcNID: c.Local, DestPID: c.RemotePID, SrcPID: PIDLustre,
+		Type: MsgPUT, WMD: HandleNone, MatchBits: matchBits, Portal: portal, Offset: offset}
+	return c.Send(&h, 0, parts...)
+}
+
+// Handler receives the messages Serve does not answer itself: PUTs other
+// than pings, GETs other than pings, and ACK/REPLY messages.
+type Handler func(c *Conn, m *Message)
+
+// Serve reads messages until the connection fails or ctx ends. It answers
+// LNet's own traffic itself: NOOPs are dropped, zero-copy requests get a
+// ZC-ACK, PUTs asking for an ACK get one, and ping GETs on the reserved
+// portal get a REPLY with our ping info. Everything else goes to h, in
+// order, on this goroutine. Serve returns the reason the connection ended.
+func (c *Conn) Serve(ctx context.Context, h Handler) error {
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	defer stop()
+	for {
+		m := new(Message)
+		if err := c.readMessage(m); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if m.ZCCookies[0] != 0 {
+			if err := c.SendNOOP(m.ZCCookies[0]); err != nil {
+				return err
+			}
+		}
+		if m.Noop {
+			continue
+		}
+		if m.Type == MsgGET && m.Portal == ReservedPortal && m.MatchBits == PingMatchBits {
+			info := PingInfo(c.Local, c.pingSeq.Add(1))
+			if uint32(len(info)) > m.SinkLength {
+				info = info[:m.SinkLength]
+			}
+			rh := Header{DestNID: m.SrcNID, SrcNID: c.Local, DestPID: m.SrcPID, SrcPID: PIDLustre,
+				Type: MsgREPLY, WMD: m.WMD}
+			if err := c.Send(&rh, 0, info); err != nil {
+				return err
+			}
+			continue
+		}
+		if m.Type == MsgPUT && m.WMD != HandleNone {
+			ah := Header{DestNID: m.SrcNID, SrcNID: c.Local, DestPID: m.SrcPID, SrcPID: PIDLustre,
+				Type: MsgACK, WMD: m.WMD, MatchBits: m.MatchBits, MLength: m.PayloadLength}
+			if err := c.Send(&ah, 0); err != nil {
+				return err
+			}
+		}
+		h(c, m)
+	}
+}
