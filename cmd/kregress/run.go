@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kregress/kregress/job"
+	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/suites"
+)
+
+func init() {
+	register(command{
+		name:    "run",
+		summary: "boot a kernel in QEMU and run suites in it",
+		run:     runCmd,
+	})
+}
+
+// stringList is a repeatable, comma-separated flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+// signalContext is canceled on SIGINT or SIGTERM, so that every VM,
+// build and server is torn down before kregress exits.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
+	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required)")
+	var suiteNames, modules, extraMods stringList
+	fs.Var(&suiteNames, "suite", "suite `NAME|FILE` to run; repeat or comma-separate for several (shipped: "+strings.Join(suites.Builtin(), ", ")+"; default smoke)")
+	initrdExtra := fs.String("initrd-extra", "", "host `DIR` copied into the guest's root")
+	out := fs.String("out", "out", "`DIR` under which run directories are made")
+	timeout := fs.Duration("timeout", 30*time.Minute, "overall time limit for the whole command")
+	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
+	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
+	appendArgs := fs.String("append", "", "extra kernel command line")
+	mem := fs.Int("memory", 1024, "guest memory in MiB")
+	cpus := fs.Int("cpus", 2, "guest CPUs")
+	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
+	noOutput := fs.Duration("no-output-timeout", 0, "end the run when the console is silent this long (0: never)")
+	fs.Var(&modules, "module", "kernel `module` from the kernel's module tree to load at boot (repeatable)")
+	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
+	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
+	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kregress run: unexpected argument %q\n", fs.Arg(0))
+		return exitInfra
+	}
+	if *kernel == "" {
+		fmt.Fprintln(stderr, "kregress run: --kernel is required")
+		fs.Usage()
+		return exitInfra
+	}
+	if _, err := os.Stat(*kernel); err != nil {
+		fmt.Fprintf(stderr, "kregress run: kernel: %v\n", err)
+		return exitInfra
+	}
+	if *accel != "" && *accel != "kvm" && *accel != "tcg" {
+		fmt.Fprintf(stderr, "kregress run: --accel %q: want kvm or tcg\n", *accel)
+		return exitInfra
+	}
+	if len(suiteNames) == 0 {
+		suiteNames = stringList{"smoke"}
+	}
+	var loaded []*suites.Suite
+	for _, n := range suiteNames {
+		s, err := suites.Load(n)
+		if err != nil {
+			fmt.Fprintf(stderr, "kregress run: %v\n", err)
+			return exitInfra
+		}
+		loaded = append(loaded, s)
+	}
+	if *jobs < 1 {
+		*jobs = 1
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	prog := newProgress(stderr, *verbose)
+	type outcome struct {
+		res *results.Result
+		dir string
+		err error
+	}
+	outs := make([]outcome, len(loaded))
+	sem := make(chan struct{}, *jobs)
+	var wg sync.WaitGroup
+	for idx, s := range loaded {
+		wg.Add(1)
+		go func(idx int, s *suites.Suite) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			label := s.Name
+			res, dir, err := job.Run(ctx, job.Spec{
+				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
+				Append: *appendArgs, Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
+				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
+				Modules: modules, ExtraModules: extraMods,
+				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
+			})
+			outs[idx] = outcome{res, dir, err}
+		}(idx, s)
+	}
+	wg.Wait()
+	prog.Done()
+	code := exitOK
+	for i, o := range outs {
+		if o.err != nil {
+			fmt.Fprintf(stderr, "kregress run: %v\n", o.err)
+			code = exitInfra
+			continue
+		}
+		if *jsonOut {
+			data, _ := os.ReadFile(o.dir + "/result.json")
+			stdout.Write(data)
+		} else {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			results.Summary(stdout, o.res, o.dir)
+		}
+		switch o.res.Status {
+		case results.StatusPass:
+		case results.StatusInfra:
+			code = exitInfra
+		default:
+			if code == exitOK {
+				code = exitFail
+			}
+		}
+	}
+	return code
+}

@@ -1,0 +1,379 @@
+// Package job runs one kregress job end to end: it builds the guest image,
+// boots the kernel with the runner, prepares the suite's target filesystem,
+// runs the suite's tests over SSH, and writes the run directory (result.json,
+// console.log, one output file per test). It is the only package that knows
+// all the others; cmd/kregress turns flags into a Spec and calls Run.
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kregress/kregress/images"
+	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/runner"
+	"github.com/kregress/kregress/suites"
+)
+
+// Spec is one run: a kernel, a suite, and where results go.
+type Spec struct {
+	Kernel string // bzImage
+	// ModulesDir is the kernel's module tree; "" means /lib/modules/<release>
+	// when it exists (a distribution kernel), else none.
+	ModulesDir string
+	// Modules are loaded at boot in addition to those networking needs.
+	Modules []string
+	// ExtraModules are out-of-tree .ko files packed and loaded at boot.
+	ExtraModules []string
+	InitrdExtra  string // a host tree copied into the guest's root
+	Suite        *suites.Suite
+	Out          string // root of run directories
+	Append       string // extra kernel command line
+	Accel        string // "", kvm, tcg
+	MemoryMB     int
+	CPUs         int
+	BootTimeout  time.Duration
+	// NoOutputTimeout ends the run when the console is silent this long
+	// while nothing else shows progress (default 0: none).
+	NoOutputTimeout time.Duration
+	CacheDir        string
+	// Label names the run directory (default: the suite's name).
+	Label string
+	// Progress receives one line per step (nil: none).
+	Progress func(format string, args ...any)
+	// OnLine receives every console line (nil: none).
+	OnLine func(runner.Line)
+}
+
+// netModules are the modules a distribution kernel keeps outside the image
+// that the guest needs for its network.
+var netModules = []string{"virtio_pci", "virtio_net"}
+
+// CacheDir returns kregress's cache root: $KREGRESS_CACHE, else
+// $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
+func CacheDir() string {
+	if d := os.Getenv("KREGRESS_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "kregress")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "kregress")
+	}
+	return filepath.Join(os.TempDir(), "kregress-cache")
+}
+
+// Run performs the job and returns its result and run directory. The
+// error is non-nil only when no run directory could be made; everything
+// else (a crash, a boot failure) is in the result.
+func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
+	if spec.Suite == nil {
+		return nil, "", suites.ErrNoSuite
+	}
+	if spec.CacheDir == "" {
+		spec.CacheDir = CacheDir()
+	}
+	if spec.Progress == nil {
+		spec.Progress = func(string, ...any) {}
+	}
+	label := spec.Label
+	if label == "" {
+		label = spec.Suite.Name
+	}
+	if spec.Out == "" {
+		spec.Out = "out"
+	}
+	dir, err := results.NewDir(spec.Out, label)
+	if err != nil {
+		return nil, "", err
+	}
+	res := &results.Result{
+		Status:     results.StatusInfra,
+		Kernel:     spec.Kernel,
+		Suite:      spec.Suite.Name,
+		Started:    time.Now().UTC(),
+		ConsoleLog: "console.log",
+		Tests:      []results.Test{},
+		Crashes:    []results.Crash{},
+	}
+	start := time.Now()
+	r := &run{spec: spec, dir: dir, res: res}
+	err = r.do(ctx)
+	res.WallSeconds = time.Since(start).Seconds()
+	if err != nil && res.Reason == "" {
+		res.Status = results.StatusInfra
+		res.Reason = err.Error()
+	}
+	if werr := dir.WriteResult(res); werr != nil {
+		return res, dir.Path, werr
+	}
+	return res, dir.Path, nil
+}
+
+type run struct {
+	spec Spec
+	dir  *results.Dir
+	res  *results.Result
+	inst *runner.Instance
+}
+
+func (r *run) do(ctx context.Context) error {
+	spec := r.spec
+	if _, err := os.Stat(spec.Kernel); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	rel, err := images.KernelRelease(spec.Kernel)
+	if err != nil {
+		return err
+	}
+	r.res.Release = rel
+	img := images.Spec{ExtraModules: spec.ExtraModules, ExtraDir: spec.InitrdExtra, Files: map[string]string{}}
+	modDir := spec.ModulesDir
+	if modDir == "" {
+		if _, err := os.Stat(filepath.Join("/lib/modules", rel, "modules.dep")); err == nil {
+			modDir = filepath.Join("/lib/modules", rel)
+		}
+	}
+	if modDir != "" {
+		img.ModulesDir = modDir
+		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
+	} else if len(spec.Modules) > 0 {
+		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
+	}
+	if spec.Suite.File != "" && !strings.HasPrefix(spec.Suite.File, "builtin:") {
+		img.Files["/etc/kregress/suite.yaml"] = spec.Suite.File
+	}
+	spec.Progress("image: packing agent, busybox and modules")
+	agentBin, err := images.AgentBinary(ctx, filepath.Join(spec.CacheDir, "agent"))
+	if err != nil {
+		return err
+	}
+	img.Agent = agentBin
+	initrd, err := images.Build(ctx, img, filepath.Join(spec.CacheDir, "images"))
+	if err != nil {
+		return err
+	}
+	spec.Progress("boot: %s", filepath.Base(spec.Kernel))
+	inst, err := runner.Start(ctx, runner.Config{
+		Kernel: spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel,
+		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, Dir: r.dir.Path, Agent: true,
+		BootTimeout: spec.BootTimeout, NoOutputTimeout: spec.NoOutputTimeout,
+		OnLine: spec.OnLine, StopOnCrash: true, CacheDir: spec.CacheDir,
+		Log: spec.Progress,
+	})
+	if inst != nil {
+		r.inst = inst
+		defer inst.Close()
+	}
+	if err != nil {
+		var ve *runner.VMError
+		if errors.As(err, &ve) {
+			r.res.Outcome = string(ve.Outcome)
+			r.res.ConsoleTail = ve.Tail
+			r.res.Reason = ve.Reason
+		}
+		// Start closes a failed instance; its crashes are lost with it
+		// unless the detector saw them: read them from the console log.
+		r.collectCrashesFromLog()
+		if len(r.res.Crashes) > 0 {
+			r.res.Status = results.StatusCrash
+			r.res.Reason = "kernel crashed during boot: " + r.res.Crashes[0].Title
+			return nil
+		}
+		return err
+	}
+	r.res.Accel = inst.Accel()
+	r.res.AccelReason = inst.AccelReason()
+	r.res.BootSeconds = inst.BootTime().Seconds()
+	spec.Progress("booted in %.1fs (%s)", r.res.BootSeconds, inst.Accel())
+	r.runSuite(ctx)
+	inst.Close()
+	r.finish(ctx)
+	return nil
+}
+
+// collectCrashesFromLog re-reads console.log after a failed start.
+func (r *run) collectCrashesFromLog() {
+	data, err := os.ReadFile(r.dir.File("console.log"))
+	if err != nil {
+		return
+	}
+	r.res.Crashes = results.CrashesFrom(parseLog(data))
+}
+
+func (r *run) finish(ctx context.Context) {
+	res := r.res
+	res.Crashes = results.CrashesFrom(r.inst.Crashes())
+	outcome, reason := r.inst.Outcome()
+	res.Outcome = string(outcome)
+	failed := 0
+	for _, t := range res.Tests {
+		if t.Status != results.StatusPass && t.Status != results.StatusSkip {
+			failed++
+		}
+	}
+	switch {
+	case len(res.Crashes) > 0:
+		res.Status = results.StatusCrash
+		res.Reason = "kernel crashed: " + res.Crashes[0].Title
+	case outcome == runner.OutcomeNoOutput:
+		res.Status = results.StatusFail
+		res.Reason = reason
+		res.ConsoleTail = r.inst.ConsoleTail()
+	case outcome == runner.OutcomeCanceled:
+		res.Status = results.StatusInfra
+		res.Reason = "canceled: " + reason
+	case failed > 0:
+		res.Status = results.StatusFail
+		res.Reason = fmt.Sprintf("%d of %d tests failed", failed, len(res.Tests))
+	default:
+		res.Status = results.StatusPass
+		res.Reason = ""
+	}
+}
+
+// guestEnv is prefixed to every suite command.
+func guestEnv() string {
+	return fmt.Sprintf("export KREGRESS_MNT=%s; cd %s || exit 125; ", suites.Mount, suites.Mount)
+}
+
+func (r *run) runSuite(ctx context.Context) {
+	s := r.spec.Suite
+	inst := r.inst
+	os.MkdirAll(r.dir.File("tests"), 0o755)
+	prep := ""
+	switch s.Target {
+	case suites.TargetTmpfs:
+		prep = fmt.Sprintf("mkdir -p %s && mount -t tmpfs kregress %s", suites.Mount, suites.Mount)
+	case suites.TargetNone:
+		prep = fmt.Sprintf("mkdir -p %s", suites.Mount)
+	case suites.TargetLustre:
+		r.skipAll("the lustre target needs a job with the simulated server")
+		return
+	}
+	if out, err := inst.Run(ctx, prep, nil, time.Minute); err != nil || out.ExitCode != 0 {
+		r.skipAll(fmt.Sprintf("target %s set-up failed: %v %s", s.Target, err, out.Stderr))
+		return
+	}
+	if s.Setup != "" {
+		out, err := inst.Run(ctx, guestEnv()+s.Setup, nil, s.Timeout)
+		if err != nil || out.ExitCode != 0 {
+			r.skipAll(fmt.Sprintf("suite setup failed (exit %d): %v %s", out.ExitCode, err, out.Stderr))
+			return
+		}
+	}
+	for idx, t := range s.Tests {
+		if o, _ := inst.Outcome(); o != runner.OutcomeRunning {
+			r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: "the VM had ended: " + string(o)})
+			continue
+		}
+		r.spec.Progress("test %d/%d: %s", idx+1, len(s.Tests), t.Name)
+		r.res.Tests = append(r.res.Tests, r.runTest(ctx, t))
+	}
+	if s.Teardown != "" {
+		if o, _ := inst.Outcome(); o == runner.OutcomeRunning {
+			inst.Run(ctx, guestEnv()+s.Teardown, nil, s.Timeout)
+		}
+	}
+}
+
+func (r *run) skipAll(why string) {
+	r.res.Reason = why
+	for _, t := range r.spec.Suite.Tests {
+		r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: why})
+	}
+}
+
+// command is the guest shell command of one test.
+func command(t suites.Test) string {
+	var b strings.Builder
+	b.WriteString(guestEnv())
+	if t.Setup != "" {
+		fmt.Fprintf(&b, "( %s ) || exit 124; ", t.Setup)
+	}
+	body := t.Run
+	if t.Workload != "" {
+		body = workloadCommand(t)
+	}
+	if t.Repeat > 1 {
+		fmt.Fprintf(&b, "i=0; while [ $i -lt %d ]; do ( %s ) || exit $?; i=$((i+1)); done", t.Repeat, body)
+	} else {
+		fmt.Fprintf(&b, "( %s )", body)
+	}
+	if t.Teardown != "" {
+		fmt.Fprintf(&b, "; rc=$?; ( %s ); exit $rc", t.Teardown)
+	}
+	return b.String()
+}
+
+// workloadCommand invokes the agent's built-in workload.
+func workloadCommand(t suites.Test) string {
+	args := []string{"/init", t.Workload, "-threads", fmt.Sprint(t.Threads)}
+	if t.Duration > 0 {
+		args = append(args, "-duration", t.Duration.String())
+	}
+	keys := make([]string, 0, len(t.Args))
+	for k := range t.Args {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	for _, k := range keys {
+		args = append(args, "-"+k, shellQuote(t.Args[k]))
+	}
+	return strings.Join(args, " ")
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (r *run) runTest(ctx context.Context, t suites.Test) results.Test {
+	out := results.Test{Name: t.Name, Expected: t.Expect, Output: filepath.Join("tests", t.Name+".log")}
+	f, err := os.Create(r.dir.File(out.Output))
+	if err != nil {
+		out.Status, out.Message = results.StatusFail, err.Error()
+		return out
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "$ %s\n", t.Run+t.Workload)
+	var w io.Writer = f
+	metrics := &metricsCapture{}
+	if t.Workload != "" {
+		w = io.MultiWriter(f, metrics)
+	}
+	res, err := r.inst.RunStream(ctx, command(t), nil, w, f, t.Timeout)
+	out.Seconds = res.Duration.Seconds()
+	out.ExitCode = res.ExitCode
+	if t.Workload != "" {
+		out.Metrics = metrics.parse()
+	}
+	var ve *runner.VMError
+	switch {
+	case errors.Is(err, runner.ErrTimeout):
+		out.Status = results.StatusTimeout
+		out.Message = fmt.Sprintf("ran past its %v timeout", t.Timeout)
+	case errors.As(err, &ve):
+		out.Status = results.StatusCrash
+		if ve.Outcome != runner.OutcomeCrash {
+			out.Status = results.StatusFail
+		}
+		out.Message = fmt.Sprintf("the VM ended during the test: %s: %s", ve.Outcome, ve.Reason)
+	case err != nil:
+		out.Status = results.StatusFail
+		out.Message = err.Error()
+	case res.ExitCode != t.Expect:
+		out.Status = results.StatusFail
+		out.Message = fmt.Sprintf("exit %d, want %d", res.ExitCode, t.Expect)
+	default:
+		out.Status = results.StatusPass
+	}
+	fmt.Fprintf(f, "\n[kregress: %s, exit %d, %.2fs]\n", out.Status, out.ExitCode, out.Seconds)
+	return out
+}
