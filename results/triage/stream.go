@@ -1,0 +1,562 @@
+package triage
+
+import (
+	"bytes"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Report is one crash report found in a console log.
+type Report struct {
+	// Title names the bug in syzbot's conventions, e.g.
+	// "possible deadlock in ll_splice_alias".
+	Title string `json:"title"`
+	// AltTitles also name the bug; two reports whose titles or alt titles
+	// meet are the same bug.
+	AltTitles []string `json:"alt_titles"`
+	// Type is the class of bug, e.g. LOCKDEP, WARNING, HANG,
+	// KASAN-USE-AFTER-FREE-READ, NULL-POINTER-DEREFERENCE, LBUG; empty
+	// when unknown.
+	Type string `json:"type"`
+	// Corrupted is set when the report's stack could not be trusted.
+	Corrupted bool `json:"corrupted"`
+	// CorruptedReason says why Corrupted is set.
+	CorruptedReason string `json:"corrupted_reason,omitempty"`
+	// Frames are function names, guilty first, then its callers.
+	Frames []string `json:"frames"`
+	// StartLine and EndLine are the 1-based lines of the input holding the
+	// report's first and last lines.
+	StartLine int `json:"start_line"`
+	EndLine   int `json:"end_line"`
+	// Report is the report text, console prefixes removed, lines of other
+	// tasks and CPUs left out.
+	Report string `json:"report"`
+	// Lockdep is the structure of a lockdep report, nil for other reports.
+	Lockdep *Lockdep `json:"lockdep,omitempty"`
+	// Stack is every frame of the report's traces, in order, for
+	// symbolization; a Symbolizer fills in File, Line and Inlined.
+	Stack []Frame `json:"stack,omitempty"`
+}
+
+// Frame is one "func+0x1f/0x80 [module]" stack frame.
+type Frame struct {
+	Func   string `json:"func"`
+	Offset uint64 `json:"offset"`
+	Size   uint64 `json:"size"`
+	Module string `json:"module,omitempty"`
+	// Exact is set for the faulting instruction (RIP/PC lines), whose
+	// address is not a return address.
+	Exact bool `json:"exact,omitempty"`
+	// File and Line are the source position, filled by a Symbolizer.
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	// Inlined are the functions inlined at this address, innermost first,
+	// each with its own position; Func then holds the outermost.
+	Inlined []InlinedFrame `json:"inlined,omitempty"`
+}
+
+// InlinedFrame is a function inlined into a Frame.
+type InlinedFrame struct {
+	Func string `json:"func"`
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+// Parse returns every crash report in a console log, ordered by start line.
+func Parse(log []byte) []Report {
+	s := NewStream()
+	var out []Report
+	for len(log) > 0 {
+		i := bytes.IndexByte(log, '\n')
+		var line []byte
+		if i < 0 {
+			line, log = log, nil
+		} else {
+			line, log = log[:i], log[i+1:]
+		}
+		out = append(out, s.feed(line)...)
+	}
+	out = append(out, s.Flush()...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartLine < out[j].StartLine })
+	return out
+}
+
+// Limits that bound a Stream's memory whatever its input.
+const (
+	maxReportLines = 2000
+	maxReportBytes = 512 << 10
+	maxLineBytes   = 4 << 10
+	// tailLines is how long after a finished report a panic or LBUG line is
+	// taken as that report's consequence rather than a new report.
+	tailLines = 200
+)
+
+// Stream finds reports in console output fed one line at a time. It holds
+// at most one open report per task or CPU context, each bounded in size.
+// A Stream is not safe for concurrent use.
+type Stream struct {
+	line    int
+	open    map[string]*pending
+	order   []string // keys of open, oldest first
+	tailEnd map[string]int
+}
+
+// NewStream returns a Stream at line 0.
+func NewStream() *Stream {
+	return &Stream{open: map[string]*pending{}, tailEnd: map[string]int{}}
+}
+
+// Feed takes the next line of output, without its trailing newline, and
+// returns the reports that this line completed. Lines are numbered from 1
+// by Feed calls.
+func (s *Stream) Feed(line string) []Report {
+	return s.feed([]byte(line))
+}
+
+// Flush finishes every open report (the output has ended) and returns them.
+func (s *Stream) Flush() []Report {
+	var out []Report
+	for _, k := range append([]string(nil), s.order...) {
+		out = append(out, s.finish(k)...)
+	}
+	return out
+}
+
+// pending is a report being collected.
+type pending struct {
+	rule       *rule
+	ctx        string
+	start, end int
+	text       []byte
+	lines      int
+	skipText   bool
+	cpuTrace   bool
+	minLines   int
+	awaitCheck bool // the next line may say the header was a replay
+	full       bool
+}
+
+var replayMarker = []byte("** replaying previous printk message **")
+
+func (s *Stream) feed(line []byte) []Report {
+	s.line++
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) > maxLineBytes {
+		line = line[:maxLineBytes]
+	}
+	var out []Report
+	// A header immediately followed by a replay marker was cut short and
+	// is printed again: drop it.
+	for _, k := range s.order {
+		p := s.open[k]
+		if p.awaitCheck {
+			p.awaitCheck = false
+			if bytes.Contains(line, replayMarker) && p.lines == 1 {
+				s.drop(k)
+				break
+			}
+		}
+	}
+	ctx, body, questionable := splitPrefix(line)
+	key := groupOf(ctx)
+	r := headerRule(line)
+	mid := false
+	if r != nil {
+		mid = anyMatch(line, midReportHeaders)
+	}
+	if r != nil && !mid {
+		if _, ok := s.open[key]; ok {
+			out = append(out, s.finish(key)...)
+		}
+		s.start(key, ctx, r, body)
+		return out
+	}
+	if r != nil && mid {
+		if _, ok := s.open[key]; !ok {
+			if s.line <= s.tailEnd[key] {
+				return out // a consequence of the report just finished
+			}
+			s.start(key, ctx, r, body)
+			return out
+		}
+	}
+	if p, ok := s.open[key]; ok && r == nil && containsAny(line, infoWithStack) {
+		_ = p
+		return append(out, s.finish(key)...)
+	}
+	for _, k := range append([]string(nil), s.order...) {
+		p := s.open[k]
+		if p.ctx != ctx && (!p.cpuTrace || !isCPUContext(ctx)) {
+			continue
+		}
+		if questionable {
+			continue
+		}
+		p.add(body, s.line)
+		if p.full || isTerminator(body) {
+			out = append(out, s.finish(k)...)
+			s.tailEnd[k] = s.line + tailLines
+		}
+	}
+	return out
+}
+
+func (s *Stream) start(key, ctx string, r *rule, body []byte) {
+	p := &pending{rule: r, ctx: ctx, start: s.line, end: s.line, minLines: 22, awaitCheck: true}
+	if bytes.Contains(body, []byte("BUG: KMSAN:")) {
+		p.minLines = 16
+	}
+	p.text = append(p.text, body...)
+	p.text = append(p.text, '\n')
+	p.lines = 1
+	s.open[key] = p
+	s.order = append(s.order, key)
+}
+
+func (s *Stream) drop(key string) {
+	delete(s.open, key)
+	for i, k := range s.order {
+		if k == key {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+}
+
+func (s *Stream) finish(key string) []Report {
+	p := s.open[key]
+	s.drop(key)
+	if p == nil {
+		return nil
+	}
+	return []Report{p.build()}
+}
+
+// add appends a line of the report's context.
+func (p *pending) add(body []byte, line int) {
+	p.lines++
+	skip := p.skipText
+	switch {
+	case bytes.Contains(body, []byte("Disabling lock debugging due to kernel taint")):
+		skip = true
+	case bytes.Contains(body, []byte("Sending NMI from CPU")):
+		p.cpuTrace = true
+	case (bytes.Contains(body, []byte("Kernel panic - not syncing")) ||
+		bytes.Contains(body, []byte("WARNING: possible circular locking dependency detected"))) &&
+		p.lines > p.minLines:
+		// A panic after a long enough report only repeats its stack.
+		p.skipText = true
+		skip = true
+	}
+	p.end = line
+	if skip {
+		return
+	}
+	p.text = append(p.text, body...)
+	p.text = append(p.text, '\n')
+	if p.lines >= maxReportLines || len(p.text) >= maxReportBytes {
+		p.full = true
+	}
+}
+
+var terminators = [][]byte{
+	[]byte("---[ end trace"),
+	[]byte("---[ end Kernel panic"),
+	[]byte("Kernel Offset: "),
+	[]byte("Rebooting in "),
+}
+
+// isTerminator reports whether a report line ends a report: the kernel's
+// end-of-trace markers, and the "=====" line closing sanitizer reports.
+func isTerminator(body []byte) bool {
+	for _, t := range terminators {
+		if bytes.Contains(body, t) {
+			return true
+		}
+	}
+	b := bytes.TrimSpace(body)
+	return len(b) >= 16 && bytes.Count(b, []byte("=")) == len(b)
+}
+
+func containsAny(line []byte, subs []string) bool {
+	for _, s := range subs {
+		if bytes.Contains(line, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerRule returns the rule whose header starts a report on line.
+func headerRule(line []byte) *rule {
+	if !mayHaveHeader(line) {
+		return nil
+	}
+	for _, r := range rules {
+		if !bytes.Contains(line, []byte(r.header)) {
+			continue
+		}
+		if anyMatch(line, r.ignore) {
+			continue
+		}
+		return r
+	}
+	return nil
+}
+
+// mayHaveHeader is a cheap filter: every header contains a ':' or one of
+// headersWithoutColon.
+func mayHaveHeader(line []byte) bool {
+	if bytes.IndexByte(line, ':') >= 0 {
+		return true
+	}
+	for _, h := range headersWithoutColon {
+		if bytes.Contains(line, h) {
+			return true
+		}
+	}
+	return false
+}
+
+var headersWithoutColon = func() [][]byte {
+	var out [][]byte
+	for _, r := range rules {
+		if !strings.Contains(r.header, ":") {
+			out = append(out, []byte(r.header))
+		}
+	}
+	return out
+}()
+
+// Console line prefixes: "<6>[   12.345678][ T123] text". The context is
+// the caller id ("[ T123]", "[ C1]") when printed, "console" when only a
+// timestamp is, and "" for a line with no prefix.
+const consoleCtx = "console"
+
+var prefixRe = regexp.MustCompile(`^(?:\*\* [0-9]+ printk messages dropped \*\* )?(?:.* login: )?(?:\<[0-9]+\>)?\[ *[0-9]+\.[0-9]+\](\[ *(?:C|T)[0-9]+\])? `)
+
+// splitPrefix returns the line's context, its text after the prefix, and
+// whether that text is a questionable ("? func+...") frame.
+func splitPrefix(line []byte) (ctx string, body []byte, questionable bool) {
+	ctx, ok := fastContext(line)
+	if !ok {
+		if bytes.Contains(line, []byte("printk messages dropped")) || bytes.Contains(line, []byte(" login: ")) {
+			if m := prefixRe.FindSubmatchIndex(line); m != nil {
+				ctx = consoleCtx
+				if m[2] >= 0 {
+					ctx = string(line[m[2]:m[3]])
+				}
+				ok = true
+			}
+		}
+	}
+	if !ok {
+		return "", line, false
+	}
+	i := bytes.Index(line, []byte("] "))
+	body = line[i+2:]
+	if !bytes.Contains(body, []byte("<EOI>")) {
+		if j := bytes.Index(body, []byte(" ? ")); j >= 0 {
+			return ctx, body[j+2:], true
+		}
+		if bytes.HasSuffix(body, []byte(" (unreliable)")) {
+			return ctx, body[:len(body)-13], true
+		}
+	}
+	return ctx, body, false
+}
+
+// fastContext parses the common prefixes without a regular expression.
+func fastContext(line []byte) (string, bool) {
+	i := 0
+	if i < len(line) && line[i] == '<' {
+		j := i + 1
+		for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+			j++
+		}
+		if j == i+1 || j >= len(line) || line[j] != '>' {
+			return "", false
+		}
+		i = j + 1
+	}
+	if i >= len(line) || line[i] != '[' {
+		return "", false
+	}
+	i++
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	d := i
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	if i == d || i >= len(line) || line[i] != '.' {
+		return "", false
+	}
+	i++
+	d = i
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	if i == d || i >= len(line) || line[i] != ']' {
+		return "", false
+	}
+	i++
+	if i < len(line) && line[i] == ' ' {
+		return consoleCtx, true
+	}
+	if i >= len(line) || line[i] != '[' {
+		return "", false
+	}
+	c := i
+	i++
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	if i >= len(line) || line[i] != 'C' && line[i] != 'T' {
+		return "", false
+	}
+	i++
+	d = i
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	if i == d || i+1 >= len(line) || line[i] != ']' || line[i+1] != ' ' {
+		return "", false
+	}
+	return string(line[c : i+1]), true
+}
+
+func isCPUContext(ctx string) bool {
+	return strings.HasPrefix(ctx, "[") && strings.Contains(ctx, "C")
+}
+
+// groupOf maps a context to the key of its open report: each task or CPU
+// has its own; all unprefixed and timestamp-only lines share one.
+func groupOf(ctx string) string {
+	if ctx == consoleCtx {
+		return ""
+	}
+	return ctx
+}
+
+// titleFrameRe finds the function a title names.
+var titleFrameRe = regexp.MustCompile(`.* in ((?:<[a-zA-Z0-9_: ]+>)?[a-zA-Z0-9_:]+)`)
+
+// build titles the collected text and assembles the Report.
+func (p *pending) build() Report {
+	text := p.text
+	d := describe(text, p.rule)
+	corrupted := d.corrupted
+	if corrupted == "" {
+		corrupted = traceDamaged(d.title, text, d.format)
+	}
+	rep := Report{
+		Title:           normalizeTitle(d.title),
+		Corrupted:       corrupted != "",
+		CorruptedReason: corrupted,
+		StartLine:       p.start,
+		EndLine:         p.end,
+		Report:          string(text),
+	}
+	alts := make([]string, 0, len(d.alts))
+	for _, a := range d.alts {
+		alts = append(alts, normalizeTitle(a))
+	}
+	rep.AltTitles = unique(alts)
+	if rep.AltTitles == nil {
+		rep.AltTitles = []string{}
+	}
+	rep.Type = TitleType(rep.Title)
+	rep.Stack = parseStack(text)
+	rep.Frames = guiltyFirst(rep.Title, d.frames, rep.Stack)
+	rep.Lockdep = parseLockdep(text)
+	return rep
+}
+
+// guiltyFirst lists the guilty frame and then the frames that follow it in
+// the trace it came from.
+func guiltyFirst(title string, trace []string, stack []Frame) []string {
+	guilty := ""
+	if m := titleFrameRe.FindStringSubmatch(title); m != nil {
+		guilty = m[1]
+	}
+	out := []string{}
+	if guilty != "" {
+		out = append(out, guilty)
+	}
+	if len(trace) == 0 {
+		for _, f := range stack {
+			trace = append(trace, f.Func)
+		}
+	}
+	found := guilty == ""
+	for _, f := range trace {
+		if !found {
+			if f == guilty || shortestStripped(f) == guilty {
+				found = true
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	if !found {
+		// The guilty frame came from a step before the trace: all of it follows.
+		for _, f := range trace {
+			if f != guilty {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// frameRe matches a printed frame: optional address, optional "? ", then
+// func+0xoff/0xsize and an optional module in brackets.
+var frameRe = regexp.MustCompile(`(?:^|[\s(])(?:\[\<?(?:0x)?[0-9a-f]+\>?\][ \t]+)?\(?([a-zA-Z0-9_.]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: ?\[([a-zA-Z0-9_.]+)(?: [0-9a-f]+)?\])?`)
+
+var exactFrameRe = regexp.MustCompile(`(?:^|\s)(?:RIP|IP|NIP|PC|pc)(?: is at)?:? `)
+
+// parseStack lists the frames printed in text, in order.
+func parseStack(text []byte) []Frame {
+	var out []Frame
+	for len(text) > 0 {
+		i := bytes.IndexByte(text, '\n')
+		var ln []byte
+		if i < 0 {
+			ln, text = text, nil
+		} else {
+			ln, text = text[:i], text[i+1:]
+		}
+		if !bytes.Contains(ln, []byte("+0x")) {
+			continue
+		}
+		m := frameRe.FindSubmatch(ln)
+		if m == nil {
+			continue
+		}
+		f := Frame{Func: string(m[1]), Module: string(m[4])}
+		f.Offset = parseHex(m[2])
+		f.Size = parseHex(m[3])
+		f.Exact = exactFrameRe.Match(ln)
+		out = append(out, f)
+		if len(out) >= 512 {
+			break
+		}
+	}
+	return out
+}
+
+func parseHex(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		}
+	}
+	return v
+}

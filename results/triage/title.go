@@ -1,0 +1,407 @@
+package triage
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// keyFrame is a guilty frame as used in a title (syscall prefixes
+// stripped) and as printed.
+type keyFrame struct {
+	canonical string
+	raw       string
+}
+
+// description is what titling a report yields.
+type description struct {
+	title     string
+	alts      []string
+	corrupted string // reason, empty when the report is sound
+	format    *format
+	frames    []string // the frames of the trace the guilty frame came from
+}
+
+// describe titles the report text (prefix-stripped lines, the first being
+// the header line of r).
+func describe(text []byte, r *rule) description {
+	var d description
+	start := len(text)
+	matchedTitle := false
+	for _, f := range r.formats {
+		m := f.title.FindSubmatchIndex(text)
+		if m == nil || m[0] > start {
+			continue
+		}
+		if m[0] == start && d.title != "" {
+			continue
+		}
+		if m[0] < start {
+			d.title, d.format, start = "", nil, m[0]
+		}
+		matchedTitle = true
+		if f.report != nil {
+			if m = f.report.FindSubmatchIndex(text); m == nil {
+				continue
+			}
+		}
+		var captured []any
+		for i := 2; i+1 < len(m); i += 2 {
+			if m[i] < 0 {
+				captured = append(captured, "")
+				continue
+			}
+			captured = append(captured, string(text[m[i]:m[i+1]]))
+		}
+		var keys []keyFrame
+		d.corrupted = ""
+		d.frames = nil
+		if f.stack != nil {
+			var ok bool
+			keys, d.frames, ok = guiltyFrames(f.stack, text[m[0]:])
+			if !ok {
+				d.corrupted = "extracted no frames"
+			}
+		}
+		args := append(append([]any(nil), captured...), canonicalOf(keys)...)
+		d.title = fmt.Sprintf(f.tmpl, args...)
+		for _, a := range f.alt {
+			d.alts = append(d.alts, fmt.Sprintf(a, args...))
+		}
+		// Titles with partially stripped syscall prefixes also name this
+		// bug, which helps dedup across kernel versions.
+		for _, seq := range strippedVariants(captured, keys) {
+			if t := fmt.Sprintf(f.tmpl, seq...); t != d.title {
+				d.alts = append(d.alts, t)
+			}
+			for _, a := range f.alt {
+				d.alts = append(d.alts, fmt.Sprintf(a, seq...))
+			}
+		}
+		d.alts = unique(d.alts)
+		d.format = f
+	}
+	if d.title == "" {
+		if matchedTitle {
+			d.corrupted = "matched title but not report regexp"
+		}
+		pos := bytes.Index(text, []byte(r.header))
+		if pos < 0 {
+			return d
+		}
+		end := bytes.IndexByte(text[pos:], '\n')
+		if end < 0 {
+			end = len(text)
+		} else {
+			end += pos
+		}
+		d.title = string(text[pos:end])
+	}
+	if d.corrupted == "" && d.format != nil && d.format.corrupted {
+		d.corrupted = "report format is marked as corrupted"
+	}
+	return d
+}
+
+func canonicalOf(keys []keyFrame) []any {
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = k.canonical
+	}
+	return out
+}
+
+// strippedVariants lists the argument lists with the raw frame and with
+// each syscall prefix removed, where that changes anything.
+func strippedVariants(captured []any, keys []keyFrame) [][]any {
+	var out [][]any
+	for i := 0; i <= len(syscallPrefixes); i++ {
+		prefix, add := "", true
+		if i > 0 {
+			prefix, add = syscallPrefixes[i-1], false
+		}
+		var list []any
+		for _, k := range keys {
+			t := strings.TrimPrefix(k.raw, prefix)
+			if t != k.raw {
+				add = true
+			}
+			list = append(list, t)
+		}
+		if add {
+			out = append(out, append(append([]any(nil), captured...), list...))
+		}
+	}
+	return out
+}
+
+func unique(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// shortestStripped removes whichever syscall prefix shortens the name most.
+func shortestStripped(frame string) string {
+	best := frame
+	for _, p := range syscallPrefixes {
+		if t := strings.TrimPrefix(frame, p); len(t) < len(best) {
+			best = t
+		}
+	}
+	return best
+}
+
+// guiltyFrames runs the stack spec over text and returns one key frame per
+// trace (or capturing step group), the frames of the first trace, and
+// whether every key frame was found.
+func guiltyFrames(s *stackSpec, text []byte) ([]keyFrame, []string, bool) {
+	keys, frames, ok := walkSteps(s, s.steps, text)
+	if ok || len(s.altSteps) == 0 {
+		return keys, frames, ok
+	}
+	return walkSteps(s, s.altSteps, text)
+}
+
+func (s *stackSpec) choose(raw []string) keyFrame {
+	if len(raw) == 0 {
+		return keyFrame{}
+	}
+	stripped := make([]string, len(raw))
+	for i, f := range raw {
+		stripped[i] = shortestStripped(f)
+	}
+	if s.pick == nil {
+		return keyFrame{stripped[0], raw[0]}
+	}
+	if f, i := s.pick(stripped); f != "" {
+		return keyFrame{f, raw[i]}
+	}
+	return keyFrame{}
+}
+
+func walkSteps(s *stackSpec, steps []*regexp.Regexp, text []byte) ([]keyFrame, []string, bool) {
+	lines := bytes.Split(text, []byte("\n"))
+	var raw, firstTrace []string
+	var keys []keyFrame
+	ok := true
+	traces := 0
+	flush := func() {
+		k := s.choose(raw)
+		if k.canonical == "" {
+			k, ok = keyFrame{"corrupted", "corrupted"}, false
+		}
+		if firstTrace == nil {
+			firstTrace = raw
+		}
+		keys = append(keys, k)
+		raw = nil
+	}
+step:
+	for i := 0; ; i++ {
+		if i == len(steps) || steps[i] == traceHere && traces > 0 {
+			flush()
+		}
+		if i == len(steps) {
+			break
+		}
+		cur := steps[i]
+		if cur == traceHere {
+			traces++
+			for len(lines) > 0 {
+				ln := lines[0]
+				lines = lines[1:]
+				if anyMatch(ln, badTraceLines) {
+					ok = false
+					continue step
+				}
+				if anyMatch(ln, traceStarts) {
+					continue step
+				}
+				if i != len(steps)-1 {
+					if m := steps[i+1].FindSubmatch(ln); m != nil {
+						raw = appendFrames(raw, m, s.skipRe)
+						i++
+						continue step
+					}
+				}
+				raw = appendFrames(raw, frameMatch(ln), s.skipRe)
+			}
+			continue
+		}
+		for len(lines) > 0 {
+			ln := lines[0]
+			lines = lines[1:]
+			if anyMatch(ln, badTraceLines) {
+				ok = false
+				continue step
+			}
+			if m := cur.FindSubmatch(ln); m != nil {
+				raw = appendFrames(raw, m, s.skipRe)
+				break
+			}
+		}
+	}
+	return keys, firstTrace, ok
+}
+
+// frameMatch returns the submatches of the first frame pattern matching ln.
+func frameMatch(ln []byte) [][]byte {
+	if !maybeFrame(ln) {
+		return nil
+	}
+	for _, re := range frameLines {
+		if m := re.FindSubmatch(ln); m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// maybeFrame is a cheap test that ln could match frameLines: after leading
+// spaces and bracketed addresses comes an identifier followed by '.' or '+'.
+func maybeFrame(ln []byte) bool {
+	i := 0
+	for i < len(ln) && ln[i] == ' ' {
+		i++
+	}
+	if i < len(ln) && ln[i] == '[' {
+		return true
+	}
+	j := i
+	for j < len(ln) && isIdent(ln[j]) {
+		j++
+	}
+	return j > i && j < len(ln) && (ln[j] == '.' || ln[j] == '+')
+}
+
+func isIdent(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
+	if len(m) < 2 {
+		return frames
+	}
+	for _, f := range m[1:] {
+		if f == nil {
+			continue
+		}
+		name := string(f)
+		if skip == nil || !skip.MatchString(name) {
+			frames = append(frames, name)
+		}
+	}
+	return frames
+}
+
+func anyMatch(ln []byte, res []*regexp.Regexp) bool {
+	for _, re := range res {
+		if re.Match(ln) {
+			return true
+		}
+	}
+	return false
+}
+
+// traceDamaged reports why a titled report's stack traces cannot be trusted,
+// or "" when they can.
+func traceDamaged(title string, text []byte, f *format) string {
+	if corruptedTitle.MatchString(title) {
+		return "title matches corrupted regexp"
+	}
+	if f == nil || f.noTrace {
+		return ""
+	}
+	hasTrace := false
+	for _, key := range traceStarts {
+		m := key.FindIndex(text)
+		if m == nil {
+			continue
+		}
+		lines := bytes.Split(text[m[0]:], []byte("\n"))
+		if len(lines) < 4 {
+			return "call trace is missed"
+		}
+		bad := true
+		lines = lines[1:]
+	scan:
+		for i := 0; i < 15 && i < len(lines); i++ {
+			for _, k := range traceStarts {
+				if k.Match(lines[i]) {
+					break scan
+				}
+			}
+			if bytes.Contains(lines[i], []byte("(stack is not available)")) || frameMatch(lines[i]) != nil {
+				hasTrace = true
+				bad = false
+				break
+			}
+		}
+		if key != riscvStackStart && bad {
+			return "no frames in a stack trace"
+		}
+	}
+	if !hasTrace {
+		return "no stack trace in report"
+	}
+	return ""
+}
+
+type replacement struct {
+	re   *regexp.Regexp
+	with string
+}
+
+// titleNormalizers make titles stable across runs: task ids, addresses,
+// IPs, line numbers, offsets, CPU and other numbers.
+var titleNormalizers = []replacement{
+	{regexp.MustCompile(`syz-executor\.?[0-9]+((/|:)[0-9]+)?`), "syz-executor"},
+	{regexp.MustCompile(`syzkaller[0-9]+((/|:)[0-9]+)?`), "syzkaller"},
+	{regexp.MustCompile(`([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}`), "${1}ADDR"},
+	{regexp.MustCompile(`([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})`), "IP"},
+	{regexp.MustCompile(`(\.\w+)(:[0-9]+)+`), "${1}:LINE"},
+	{regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+`), "${1}"},
+	{regexp.MustCompile(`CPU#[0-9]+`), "CPU"},
+	{regexp.MustCompile(`(\W)(\d+)(\W|$)`), "${1}NUM${3}"},
+	{regexp.MustCompile(`(\d+){7,}`), "NUM"},
+}
+
+// normalizeTitle applies titleNormalizers to a fixed point and then
+// sanitizes the result: at most 120 bytes, printable ASCII, single spaces.
+func normalizeTitle(t string) string {
+	for _, r := range titleNormalizers {
+		for {
+			n := r.re.ReplaceAllString(t, r.with)
+			if n == t {
+				break
+			}
+			t = n
+		}
+	}
+	const maxLen = 120
+	out := make([]byte, 0, len(t))
+	prev := byte(' ')
+	for i := 0; i < len(t) && i < maxLen; i++ {
+		c := t[i]
+		switch {
+		case c == '\t':
+			c = ' '
+		case c < 0x20 || c >= 0x7f:
+			continue
+		}
+		if c == ' ' && prev == ' ' {
+			continue
+		}
+		out = append(out, c)
+		prev = c
+	}
+	return strings.TrimSpace(string(out))
+}
