@@ -218,7 +218,7 @@ func funcOf(s string) string {
 
 // lockMacros name struct members that source code reaches through macros.
 var lockMacros = map[string]string{
-	"d_lockref.lock": "d_lock",
+	"d_lockref.lock":      "d_lock",
 	"i_data.i_mmap_rwsem": "i_mmap_rwsem",
 }
 
