@@ -43,6 +43,7 @@ var traceHere = regexp.MustCompile(`^\x00trace\x00$`)
 // formats.
 type rule struct {
 	header  string
+	require *regexp.Regexp // when set, the line must also match this
 	ignore  []*regexp.Regexp
 	formats []*format
 	kind    string // short name for the class, for documentation and tests
@@ -221,6 +222,14 @@ func warningStack(skip ...string) *stackSpec {
 
 func ripTrace(skip ...string) *stackSpec {
 	return &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, skip: skip}
+}
+
+// ripOrCallTrace is ripTrace, falling back to the call trace alone for
+// reports quoted without registers.
+func ripOrCallTrace(skip ...string) *stackSpec {
+	s := ripTrace(skip...)
+	s.altSteps = []*regexp.Regexp{callTrace, traceHere}
+	return s
 }
 
 func callTraceOnly(skip ...string) *stackSpec {
@@ -530,6 +539,18 @@ var rules = []*rule{
 				report: rx(`INFO: inconsistent lock state \](?:.*\n)+?.*takes(?:.*\n)+?.*at: @PC@ +@FUNC@`),
 				tmpl:   "inconsistent lock state in %[1]v",
 			},
+			// Quoted in mail, these reports often have "at:" wrapped
+			// onto the next line.
+			{
+				title:  rx(`INFO: possible recursive locking detected`),
+				report: rx(`INFO: possible recursive locking detected \](?:.*\n)+?.*is trying to acquire lock(?:.*\n)+?.*at:\s*@PC@ +@FUNC@`),
+				tmpl:   "possible deadlock in %[1]v",
+			},
+			{
+				title:  rx(`INFO: possible circular locking dependency detected`),
+				report: rx(`INFO: possible circular locking dependency detected \](?:.*\n)+?.*is trying to acquire lock(?:.*\n)+?.*at:\s*@PC@ +@FUNC@`),
+				tmpl:   "possible deadlock in %[1]v",
+			},
 			{
 				title: rx(`INFO: rcu_(?:preempt|sched|bh|tasks) (?:self-)?detected(?: expedited)? stall`),
 				tmpl:  "INFO: rcu detected stall in %[1]v",
@@ -644,7 +665,7 @@ var rules = []*rule{
 		formats: []*format{
 			{title: rx(`kernel BUG at mm/usercopy.c`), tmpl: "BUG: bad usercopy in %[1]v", stack: callTraceOnly("usercopy", "__check")},
 			{title: rx(`kernel BUG at lib/list_debug.c`), tmpl: "BUG: corrupted list in %[1]v", alt: []string{"bad-access in %[1]v"}, stack: callTraceOnly()},
-			{title: rx(`kernel BUG at (.*)`), tmpl: "kernel BUG in %[2]v", stack: ripTrace("^skb_")},
+			{title: rx(`kernel BUG at (.*)`), tmpl: "kernel BUG in %[2]v", stack: ripOrCallTrace("^skb_")},
 		},
 	},
 	{kind: "kernel-bug2", header: "Kernel BUG", formats: []*format{{title: rx(`Kernel BUG (.*)`), tmpl: "kernel BUG %[1]v"}}},
@@ -696,9 +717,10 @@ var rules = []*rule{
 	{kind: "syzfail", header: "SYZFAIL:", formats: []*format{{title: rx(`SYZFAIL:(.*)`), tmpl: "SYZFAIL:%[1]v", noTrace: true}}},
 	{kind: "syzfatal", header: "SYZFATAL:", formats: []*format{{title: rx(`SYZFATAL:(.*)()`), alt: []string{"SYZFATAL%[2]s"}, tmpl: "SYZFATAL:%[1]v", noTrace: true}}},
 	{
-		kind:   "go-panic",
-		header: "panic:",
-		ignore: rxs("_panic:", "xlog_status:", `ddb\.onpanic:`, `evtlog_status:`),
+		kind:    "go-panic",
+		header:  "panic:",
+		require: rx(`(?:^|\] |^<[0-9]+>)panic: `),
+		ignore:  rxs("_panic:", "xlog_status:", `ddb\.onpanic:`, `evtlog_status:`),
 		formats: []*format{
 			{title: rx(`panic: Sentry detected .* stuck task`), tmpl: "panic: Sentry detected stuck tasks", noTrace: true},
 			{title: rx(`panic:(.*)`), tmpl: "panic:%[1]v", noTrace: true},
@@ -710,8 +732,9 @@ var rules = []*rule{
 	// Mail and tickets often wrap these lines, so the function may be on the
 	// line before, and "failed" on the line after.
 	{
-		kind:   "lustre-assert",
-		header: "ASSERTION( ",
+		kind:    "lustre-assert",
+		header:  "ASSERTION( ",
+		require: rx(`\(\)\)\s*ASSERTION\( |(?:^|\] |>)\s*ASSERTION\( `),
 		formats: []*format{
 			{
 				title:  rx(`ASSERTION\( `),

@@ -92,19 +92,24 @@ const (
 	tailLines = 200
 )
 
-// Stream finds reports in console output fed one line at a time. It holds
-// at most one open report per task or CPU context, each bounded in size.
+// Stream finds reports in console output fed one line at a time. Without
+// printk caller ids, one report is open at a time and the next report's
+// header ends it. With caller ids ("[ T123]", "[ C1]"), reports of
+// different tasks and CPUs interleave, and a report of the same task may
+// start inside another (a WARNING in the middle of a stall dump); each task
+// holds at most maxOpenPerContext open reports, each bounded in size.
 // A Stream is not safe for concurrent use.
 type Stream struct {
 	line    int
-	open    map[string]*pending
-	order   []string // keys of open, oldest first
+	open    []*pending // oldest first
 	tailEnd map[string]int
 }
 
+const maxOpenPerContext = 4
+
 // NewStream returns a Stream at line 0.
 func NewStream() *Stream {
-	return &Stream{open: map[string]*pending{}, tailEnd: map[string]int{}}
+	return &Stream{tailEnd: map[string]int{}}
 }
 
 // Feed takes the next line of output, without its trailing newline, and
@@ -117,8 +122,8 @@ func (s *Stream) Feed(line string) []Report {
 // Flush finishes every open report (the output has ended) and returns them.
 func (s *Stream) Flush() []Report {
 	var out []Report
-	for _, k := range append([]string(nil), s.order...) {
-		out = append(out, s.finish(k)...)
+	for len(s.open) > 0 {
+		out = append(out, s.finish(s.open[0])...)
 	}
 	return out
 }
@@ -126,7 +131,7 @@ func (s *Stream) Flush() []Report {
 // pending is a report being collected.
 type pending struct {
 	rule       *rule
-	ctx        string
+	key, ctx   string
 	start, end int
 	text       []byte
 	lines      int
@@ -134,6 +139,7 @@ type pending struct {
 	cpuTrace   bool
 	minLines   int
 	awaitCheck bool // the next line may say the header was a replay
+	wrapNext   bool // the last line looks cut, as mail wraps them
 	full       bool
 }
 
@@ -148,12 +154,11 @@ func (s *Stream) feed(line []byte) []Report {
 	var out []Report
 	// A header immediately followed by a replay marker was cut short and
 	// is printed again: drop it.
-	for _, k := range s.order {
-		p := s.open[k]
+	for _, p := range s.open {
 		if p.awaitCheck {
 			p.awaitCheck = false
-			if bytes.Contains(line, replayMarker) && p.lines == 1 {
-				s.drop(k)
+			if p.lines == 1 && bytes.Contains(line, replayMarker) {
+				s.drop(p)
 				break
 			}
 		}
@@ -161,75 +166,83 @@ func (s *Stream) feed(line []byte) []Report {
 	ctx, body, questionable := splitPrefix(line)
 	key := groupOf(ctx)
 	r := headerRule(line)
-	mid := false
-	if r != nil {
-		mid = anyMatch(line, midReportHeaders)
-	}
-	if r != nil && !mid {
-		if _, ok := s.open[key]; ok {
-			out = append(out, s.finish(key)...)
+	mid := r != nil && anyMatch(line, midReportHeaders)
+	switch {
+	case r != nil && !mid:
+		same := s.openFor(key)
+		if key == "" {
+			for _, p := range same {
+				out = append(out, s.finish(p)...)
+			}
+		} else if len(same) >= maxOpenPerContext {
+			out = append(out, s.finish(same[0])...)
 		}
 		s.start(key, ctx, r, body)
-		return out
-	}
-	if r != nil && mid {
-		if _, ok := s.open[key]; !ok {
-			if s.line <= s.tailEnd[key] {
-				return out // a consequence of the report just finished
-			}
-			s.start(key, ctx, r, body)
+		if key == "" {
 			return out
 		}
+		// With caller ids the header line also belongs to the reports
+		// of this task that are still open.
+	case r != nil && mid && len(s.openFor(key)) == 0:
+		if s.line > s.tailEnd[key] {
+			s.start(key, ctx, r, body)
+		}
+		return out // else a consequence of the report just finished
+	case r == nil && containsAny(line, infoWithStack):
+		for _, p := range s.openFor(key) {
+			out = append(out, s.finish(p)...)
+		}
+		return out
 	}
-	if p, ok := s.open[key]; ok && r == nil && containsAny(line, infoWithStack) {
-		_ = p
-		return append(out, s.finish(key)...)
-	}
-	for _, k := range append([]string(nil), s.order...) {
-		p := s.open[k]
-		if p.ctx != ctx && (!p.cpuTrace || !isCPUContext(ctx)) {
+	for _, p := range append([]*pending(nil), s.open...) {
+		if p.start == s.line || questionable {
 			continue
 		}
-		if questionable {
+		wrapped := ctx == "" && p.ctx != "" && p.end == s.line-1 && p.wrapNext
+		if p.ctx != ctx && !wrapped && (!p.cpuTrace || !isCPUContext(ctx)) {
 			continue
 		}
 		p.add(body, s.line)
 		if p.full || isTerminator(body) {
-			out = append(out, s.finish(k)...)
-			s.tailEnd[k] = s.line + tailLines
+			out = append(out, s.finish(p)...)
+			s.tailEnd[p.key] = s.line + tailLines
+		}
+	}
+	return out
+}
+
+func (s *Stream) openFor(key string) []*pending {
+	var out []*pending
+	for _, p := range s.open {
+		if p.key == key {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
 func (s *Stream) start(key, ctx string, r *rule, body []byte) {
-	p := &pending{rule: r, ctx: ctx, start: s.line, end: s.line, minLines: 22, awaitCheck: true}
+	p := &pending{rule: r, key: key, ctx: ctx, start: s.line, end: s.line, minLines: 22, awaitCheck: true}
 	if bytes.Contains(body, []byte("BUG: KMSAN:")) {
 		p.minLines = 16
 	}
 	p.text = append(p.text, body...)
 	p.text = append(p.text, '\n')
 	p.lines = 1
-	s.open[key] = p
-	s.order = append(s.order, key)
+	s.open = append(s.open, p)
 }
 
-func (s *Stream) drop(key string) {
-	delete(s.open, key)
-	for i, k := range s.order {
-		if k == key {
-			s.order = append(s.order[:i], s.order[i+1:]...)
-			break
+func (s *Stream) drop(p *pending) {
+	for i, q := range s.open {
+		if q == p {
+			s.open = append(s.open[:i], s.open[i+1:]...)
+			return
 		}
 	}
 }
 
-func (s *Stream) finish(key string) []Report {
-	p := s.open[key]
-	s.drop(key)
-	if p == nil {
-		return nil
-	}
+func (s *Stream) finish(p *pending) []Report {
+	s.drop(p)
 	return []Report{p.build()}
 }
 
@@ -250,6 +263,8 @@ func (p *pending) add(body []byte, line int) {
 		skip = true
 	}
 	p.end = line
+	t := bytes.TrimRight(body, " ")
+	p.wrapNext = len(t) == 0 || t[len(t)-1] == ':'
 	if skip {
 		return
 	}
@@ -295,6 +310,9 @@ func headerRule(line []byte) *rule {
 	}
 	for _, r := range rules {
 		if !bytes.Contains(line, []byte(r.header)) {
+			continue
+		}
+		if r.require != nil && !r.require.Match(line) {
 			continue
 		}
 		if anyMatch(line, r.ignore) {
@@ -352,7 +370,7 @@ func splitPrefix(line []byte) (ctx string, body []byte, questionable bool) {
 		}
 	}
 	if !ok {
-		return "", line, false
+		return "", bareLevel(line), false
 	}
 	i := bytes.Index(line, []byte("] "))
 	body = line[i+2:]
@@ -365,6 +383,21 @@ func splitPrefix(line []byte) (ctx string, body []byte, questionable bool) {
 		}
 	}
 	return ctx, body, false
+}
+
+// bareLevel strips a "<N>" log level printed without a timestamp.
+func bareLevel(line []byte) []byte {
+	if len(line) < 3 || line[0] != '<' {
+		return line
+	}
+	j := 1
+	for j < len(line) && j < 4 && line[j] >= '0' && line[j] <= '9' {
+		j++
+	}
+	if j > 1 && j < len(line) && line[j] == '>' {
+		return line[j+1:]
+	}
+	return line
 }
 
 // fastContext parses the common prefixes without a regular expression.
