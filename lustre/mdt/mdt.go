@@ -1,0 +1,333 @@
+// Package mdt is the simulated metadata target MDT0000: it serves a
+// namespace.Tree to the client's mdc, read-only.
+//
+// Opcodes handled (request portals 12, 13, 23, 29, 30; replies to 10):
+//
+//	MDS_CONNECT (38)        grants IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT ∩ asked, ibits_known ∩ 0x1f
+//	MDS_DISCONNECT (39)     drops the export (in the server's generic code)
+//	MDS_GET_ROOT (40)       root FID [0x200000007:0x1:0x0] (also the staging MDS_GETSTATUS)
+//	MDS_STATFS (41)         obd_statfs with the tree's inode count
+//	MDS_GETATTR (33)        attributes by FID; symlink target with OBD_MD_LINKNAME
+//	MDS_GETATTR_NAME (34)   attributes by parent FID and name
+//	MDS_READPAGE (37)       lu_dirpages by bulk PUT to portal 14, then the reply
+//	MDS_CLOSE (35)          forgets the open handle
+//	MDS_GETXATTR (49)       -ENODATA for a name, an empty list for a listxattr
+//	MDS_SYNC (44)           0
+//	MDS_REINT (36)          -EROFS: the namespace changes only from the server side
+//	LDLM_ENQUEUE (101)      plain IBITS (readdir) lock: granted; intents:
+//	                        IT_GETATTR/IT_LOOKUP: positive → lock granted on the child,
+//	                        negative → ELDLM_LOCK_ABORTED with DISP_LOOKUP_NEG;
+//	                        IT_OPEN (no create): ELDLM_LOCK_ABORTED with DISP_OPEN_OPEN and
+//	                        an open handle; other intents: ELDLM_LOCK_ABORTED with -EOPNOTSUPP
+//	SEQ_QUERY (700)         a fresh metadata sequence
+//	FLD_QUERY (900)         every sequence is on MDT0000
+package mdt
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/kregress/kregress/lustre/ldlm"
+	"github.com/kregress/kregress/lustre/namespace"
+	"github.com/kregress/kregress/lustre/ptlrpc"
+)
+
+// Supported are the connect flags the MDT grants (when asked).
+const Supported = ptlrpc.ConnectIbits | ptlrpc.ConnectAttrFID | ptlrpc.ConnectNodevoh | ptlrpc.ConnectVersion |
+	ptlrpc.ConnectFID | ptlrpc.ConnectFull20 | ptlrpc.ConnectAT
+
+// ibitsKnown are the inode bits the MDT understands: LOOKUP, UPDATE,
+// OPEN, LAYOUT, PERM (not XATTR, so the client keeps no xattr cache).
+const ibitsKnown = 0x1f
+
+const erofs = 30
+
+// Service is the MDT.
+type Service struct {
+	FSName  string
+	Tree    *namespace.Tree
+	Exports *ptlrpc.Exports
+	Locks   *ldlm.Table
+
+	openSeq atomic.Uint64
+	mu      sync.Mutex
+	opens   map[uint64]namespace.FID
+	seqNext atomic.Uint64
+}
+
+// New returns the MDT of fsname serving tree.
+func New(fsname string, tree *namespace.Tree, ex *ptlrpc.Exports, locks *ldlm.Table) *Service {
+	s := &Service{FSName: fsname, Tree: tree, Exports: ex, Locks: locks, opens: map[uint64]namespace.FID{}}
+	s.openSeq.Store(0x0de0000000000000)
+	s.seqNext.Store(0x200000401)
+	return s
+}
+
+// TargetUUID is the MDT's UUID, the name the client connects to.
+func (s *Service) TargetUUID() string { return s.FSName + "-MDT0000_UUID" }
+
+// Opcodes lists what Handle implements.
+func (s *Service) Opcodes() []uint32 {
+	return []uint32{ptlrpc.MDSConnect, ptlrpc.MDSGetRoot, ptlrpc.MDSStatfs, ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName,
+		ptlrpc.MDSReadpage, ptlrpc.MDSClose, ptlrpc.MDSGetxattr, ptlrpc.MDSSync, ptlrpc.MDSReint, ptlrpc.LDLMEnqueue,
+		ptlrpc.SEQQuery, ptlrpc.FLDQuery}
+}
+
+// OpenCount is the number of open handles not yet closed.
+func (s *Service) OpenCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.opens)
+}
+
+// Handle serves one MDT request.
+func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
+	switch r.Body.Opc {
+	case ptlrpc.MDSConnect:
+		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, func(req, rep *ptlrpc.ConnectData) {
+			rep.IbitsKnown = req.IbitsKnown & ibitsKnown
+			rep.Instance = 1
+		})
+	case ptlrpc.MDSGetRoot:
+		return ptlrpc.StatusReply(0, (&Body{FID1: namespace.RootFID, Valid: MDFlID}).Marshal(), nil)
+	case ptlrpc.MDSStatfs:
+		return ptlrpc.StatusReply(0, s.statfs().Marshal())
+	case ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName:
+		return s.getattr(r)
+	case ptlrpc.MDSReadpage:
+		return s.readpage(r)
+	case ptlrpc.MDSClose:
+		return s.close(r)
+	case ptlrpc.MDSGetxattr:
+		return s.getxattr(r)
+	case ptlrpc.MDSSync:
+		return ptlrpc.StatusReply(0, (&Body{}).Marshal())
+	case ptlrpc.MDSReint:
+		return ptlrpc.StatusReply(-erofs, (&Body{}).Marshal(), nil, nil, nil, nil)
+	case ptlrpc.LDLMEnqueue:
+		return s.enqueue(r)
+	case ptlrpc.SEQQuery:
+		return s.seqQuery(r)
+	case ptlrpc.FLDQuery:
+		return s.fldQuery(r)
+	}
+	return ptlrpc.ErrorReply(ptlrpc.EOPNOTSUPP)
+}
+
+func (s *Service) statfs() *Statfs {
+	n := uint64(s.Tree.Count())
+	return &Statfs{Type: 0x0bd00bd0, Blocks: 1 << 20, Bfree: 1 << 19, Bavail: 1 << 19, Files: n + 1<<20,
+		Ffree: 1 << 20, FSID: s.FSName, Bsize: 4096, Namelen: 255, Maxbyte: 1 << 50}
+}
+
+// attrReply is the getattr-style reply: MDT_BODY, MDT_MD, ACL, CAPA1,
+// CAPA2, FILE_ENCCTX.
+func (s *Service) attrBody(n *namespace.Node, wantValid uint64) (Body, []byte) {
+	snap := s.Tree.Snapshot(n)
+	b := AttrBody(&snap)
+	var md []byte
+	if snap.Mode&namespace.ModeType == namespace.ModeSymlink && wantValid&MDLinkName != 0 {
+		md = append([]byte(snap.Target), 0)
+		b.Valid |= MDLinkName
+		b.EASize = uint32(len(md))
+	}
+	return b, md
+}
+
+func (s *Service) getattr(r *ptlrpc.Request) *ptlrpc.Reply {
+	req, err := UnmarshalBody(r.Msg.Buf(1))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	var n *namespace.Node
+	var ok bool
+	if r.Body.Opc == ptlrpc.MDSGetattrName {
+		n, ok = s.Tree.Lookup(req.FID1, r.Msg.String(3))
+	} else {
+		n, ok = s.Tree.ByFID(req.FID1)
+	}
+	if !ok {
+		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal(), nil, nil, nil, nil, nil)
+	}
+	b, md := s.attrBody(n, req.Valid)
+	return ptlrpc.StatusReply(0, b.Marshal(), md, nil, nil, nil, nil)
+}
+
+func (s *Service) readpage(r *ptlrpc.Request) *ptlrpc.Reply {
+	req, err := UnmarshalBody(r.Msg.Buf(1))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	n, ok := s.Tree.ByFID(req.FID1)
+	if !ok {
+		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal())
+	}
+	if !n.IsDir() {
+		return ptlrpc.StatusReply(-ptlrpc.ENOTDIR, (&Body{}).Marshal())
+	}
+	ents, err := s.Tree.ReadDir(req.FID1, req.Size)
+	if err != nil {
+		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal())
+	}
+	attrs := (req.Mode & (ludaFID | ludaType)) | ludaFID
+	pages := DirPages(ents, req.Size, int(req.Nlink), attrs)
+	if err := r.SendBulk(ptlrpc.MDSBulkPortal, pages); err != nil {
+		return ptlrpc.StatusReply(-ptlrpc.EIO, (&Body{}).Marshal())
+	}
+	rep := Body{FID1: req.FID1, Size: uint64(len(pages)), Valid: MDFlSize}
+	return ptlrpc.StatusReply(0, rep.Marshal())
+}
+
+func (s *Service) close(r *ptlrpc.Request) *ptlrpc.Reply {
+	epoch := r.Msg.Buf(1)
+	if len(epoch) < 8 {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	h := le.Uint64(epoch)
+	s.mu.Lock()
+	_, ok := s.opens[h]
+	delete(s.opens, h)
+	s.mu.Unlock()
+	status := int32(0)
+	if !ok {
+		status = -ptlrpc.ESTALE
+	}
+	return ptlrpc.StatusReply(status, (&Body{}).Marshal(), nil, nil, nil, nil)
+}
+
+func (s *Service) getxattr(r *ptlrpc.Request) *ptlrpc.Reply {
+	req, err := UnmarshalBody(r.Msg.Buf(1))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	if _, ok := s.Tree.ByFID(req.FID1); !ok {
+		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal(), nil)
+	}
+	if req.Valid&MDFlXattrLs != 0 {
+		return ptlrpc.StatusReply(0, (&Body{FID1: req.FID1, Valid: MDFlXattrLs}).Marshal(), nil)
+	}
+	return ptlrpc.StatusReply(-ptlrpc.ENODATA, (&Body{}).Marshal(), nil)
+}
+
+func (s *Service) seqQuery(r *ptlrpc.Request) *ptlrpc.Reply {
+	if len(r.Msg.Buf(2)) < 24 {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	seq := s.seqNext.Add(1) - 1
+	rng := make([]byte, 24)
+	le.PutUint64(rng[0:], seq)
+	le.PutUint64(rng[8:], seq+1)
+	return ptlrpc.StatusReply(0, rng)
+}
+
+func (s *Service) fldQuery(r *ptlrpc.Request) *ptlrpc.Reply {
+	in := r.Msg.Buf(2)
+	if len(in) < 24 {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	seq := le.Uint64(in)
+	rng := make([]byte, 24)
+	le.PutUint64(rng[0:], seq)
+	le.PutUint64(rng[8:], seq+1)
+	return ptlrpc.StatusReply(0, rng)
+}
+
+// enqueue serves LDLM_ENQUEUE: plain when the request has no intent.
+func (s *Service) enqueue(r *ptlrpc.Request) *ptlrpc.Reply {
+	dreq, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	var cookie uint64
+	if len(dreq.Handles) > 0 {
+		cookie = dreq.Handles[0]
+	}
+	if len(r.Msg.Bufs) <= 2 {
+		l := s.Locks.Grant(dreq.Desc, cookie, r.Export)
+		rep := ldlm.Reply{Desc: l.Desc, Handle: l.Cookie}
+		return ptlrpc.StatusReply(0, rep.Marshal(), nil)
+	}
+	it := r.Msg.Buf(2)
+	if len(it) < 8 {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	opc := le.Uint64(it)
+	switch {
+	case opc&(ldlm.ITGetattr|ldlm.ITLookup) != 0:
+		return s.intentGetattr(r, &dreq, cookie)
+	case opc&ldlm.ITOpen != 0 && opc&ldlm.ITCreat == 0:
+		return s.intentOpen(r, &dreq)
+	}
+	rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(ptlrpc.EOPNOTSUPP)}
+	return ptlrpc.StatusReply(ldlm.LockAborted, rep.Marshal(), (&Body{}).Marshal(), nil, nil, nil)
+}
+
+func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie uint64) *ptlrpc.Reply {
+	body, err := UnmarshalBody(r.Msg.Buf(3))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	name := r.Msg.String(5)
+	var n *namespace.Node
+	var ok bool
+	if name == "" {
+		n, ok = s.Tree.ByFID(body.FID1)
+	} else {
+		n, ok = s.Tree.Lookup(body.FID1, name)
+	}
+	empty := [][]byte{nil, nil, nil, nil, nil, nil}
+	if !ok {
+		if _, parentOK := s.Tree.ByFID(body.FID1); !parentOK {
+			rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(ptlrpc.ENOENT)}
+			return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, empty...)...)
+		}
+		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupNeg}
+		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, empty...)...)
+	}
+	b, md := s.attrBody(n, body.Valid)
+	desc := dreq.Desc
+	var flags uint32
+	if res := ResourceOf(n.FID); res != desc.Resource {
+		desc.Resource = res
+		flags |= ldlm.FlagLockChanged
+	}
+	l := s.Locks.Grant(desc, cookie, r.Export)
+	rep := ldlm.Reply{Flags: flags, Desc: l.Desc, Handle: l.Cookie,
+		PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupPos}
+	return ptlrpc.StatusReply(0, rep.Marshal(), b.Marshal(), md, nil, nil, nil, nil, nil)
+}
+
+func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request) *ptlrpc.Reply {
+	rec := r.Msg.Buf(3)
+	if len(rec) < recReintSize {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	parent, target := GetFID(rec[40:]), GetFID(rec[56:])
+	name := r.Msg.String(6)
+	var n *namespace.Node
+	var ok bool
+	if target.Seq != 0 {
+		n, ok = s.Tree.ByFID(target)
+	} else {
+		n, ok = s.Tree.Lookup(parent, name)
+	}
+	tail := [][]byte{nil, nil, nil, nil, nil, nil, nil, nil}
+	if !ok {
+		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupNeg,
+			PolicyRes2: negErr(ptlrpc.ENOENT)}
+		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, tail...)...)
+	}
+	h := s.openSeq.Add(1)
+	s.mu.Lock()
+	s.opens[h] = n.FID
+	s.mu.Unlock()
+	b, _ := s.attrBody(n, 0)
+	b.OpenHandle = h
+	b.Valid |= MDFlHandle
+	rep := ldlm.Reply{Desc: dreq.Desc,
+		PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupPos | ldlm.DispOpenOpen}
+	return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), b.Marshal()}, tail...)...)
+}
+
+// negErr is a negative errno as the u64 of lock_policy_res2.
+func negErr(errno int32) uint64 { return uint64(int64(-errno)) }
