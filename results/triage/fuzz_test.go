@@ -1,0 +1,31 @@
+package triage
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzStream feeds arbitrary lines: no panic, no hang, and every report has
+// sane line numbers and a title.
+func FuzzStream(f *testing.F) {
+	f.Add("[    1.0] BUG: unable to handle kernel NULL pointer dereference at 0\n[    1.1] RIP: 0010:f+0x1/0x2\n[    1.2] Call Trace:\n[    1.3]  g+0x1/0x2\n[    1.4] ---[ end trace ]---")
+	f.Add("WARNING: possible recursive locking detected\nx/1 is trying to acquire lock:\n(&l){+.+.}, at: f+0x1/0x2\n")
+	f.Add("LustreError: 1:0:(a.c:1:f()) ASSERTION( x ) failed: y\nLustreError: 1:0:(a.c:1:f()) LBUG\nKernel panic - not syncing: LBUG")
+	f.Add("[   10.1][ T1] INFO: task a:1 blocked for more than 120 seconds.\n[   10.2][ C0] Call Trace:\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		s := NewStream()
+		n := 0
+		check := func(reps []Report) {
+			for _, r := range reps {
+				if r.Title == "" || r.StartLine < 1 || r.EndLine < r.StartLine || r.EndLine > n {
+					t.Fatalf("bad report %q lines %d-%d after %d lines", r.Title, r.StartLine, r.EndLine, n)
+				}
+			}
+		}
+		for _, ln := range strings.Split(in, "\n") {
+			n++
+			check(s.Feed(ln))
+		}
+		check(s.Flush())
+	})
+}

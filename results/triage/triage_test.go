@@ -1,0 +1,275 @@
+package triage
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected JSON beside each testdata log")
+
+// TestKernelLogs parses every testdata/kernel/*.log (real console logs of
+// real kernels) and compares the reports with the .json beside it.
+func TestKernelLogs(t *testing.T) {
+	logs, err := filepath.Glob("testdata/kernel/*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) == 0 {
+		t.Fatal("no testdata/kernel/*.log files")
+	}
+	for _, path := range logs {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reps := Parse(data)
+			if reps == nil {
+				reps = []Report{}
+			}
+			got, err := json.MarshalIndent(reps, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			want := strings.TrimSuffix(path, ".log") + ".json"
+			if *update {
+				if err := os.WriteFile(want, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			exp, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it, then review it)", err)
+			}
+			if !bytes.Equal(got, exp) {
+				t.Errorf("reports of %v differ from %v (run with -update and review the diff):\n%s", path, want, got)
+			}
+		})
+	}
+}
+
+// TestLustreCorpus checks that each Lustre crash log quoted in Lustre's
+// commit messages yields the report a Lustre maintainer would name.
+func TestLustreCorpus(t *testing.T) {
+	dir := "../../../shared/corpus/lustre"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("skipping: shared Lustre corpus %v is absent (%v)", dir, err)
+	}
+	tests := []struct {
+		file, title, typ string
+		corrupted        bool
+		lockdep          string
+	}{
+		{"01-lbug-assertion-LU-6794.txt", "LBUG: ASSERTION( atomic_read(&d->ld_ref) == NUM ) failed in lu_device_fini", "LBUG", false, ""},
+		{"03-lbug-assertion-LU-14300.txt", "LBUG: ASSERTION( (((qmt_info(env)->qti_lqes_num) > NUM ? qmt_info(env)->qti_lqes : qmt_info(env)->qti_lqes_small)[(qmt_i", "LBUG", false, ""},
+		// The quoted trace is introduced by "Call Trace TBD:", so its frames are untrusted.
+		{"05-lbug-assertion-LU-17770.txt", "LBUG: ASSERTION( k < lgd->lqeg_num_used ) failed in qmt_map_lge_idx", "LBUG", true, ""},
+		// The mail trimmed the stack backtrace.
+		{"07-lockdep-recursive-LU-3409.txt", "possible deadlock in ll_md_blocking_ast", "LOCKDEP", true, "d_lock taken twice in ll_md_blocking_ast"},
+		{"09-lockdep-recursive-LU-20422.txt", "possible deadlock in dt_read_lock", "LOCKDEP", true, "oo_dt.dd_sem taken twice in dt_read_lock (first taken in dt_write_lock)"},
+		{"11-null-deref-LU-13920.txt", "BUG: unable to handle kernel NULL pointer dereference in thandle_get_sub_by_dt", "NULL-POINTER-DEREFERENCE", true, ""},
+		{"13-kasan-LU-17419.txt", "KASAN: slab-out-of-bounds Read in server_start_targets", "KASAN-READ", false, ""},
+		{"15-hung-task-LU-19046.txt", "INFO: task hung in mgc_fs_setup", "HANG", false, ""},
+		{"17-warning-LU-19707.txt", "WARNING in ethtool_op_get_link", "WARNING", false, ""},
+		{"19-kernel-bug-LU-13054.txt", "kernel BUG in htree_node_release_all", "BUG", false, ""},
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if len(files) != len(tests) {
+		t.Errorf("corpus has %d files, the table %d: add the new ones", len(files), len(tests))
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reps := Parse(data)
+			if len(reps) != 1 {
+				t.Fatalf("got %d reports %q, want 1", len(reps), titles(reps))
+			}
+			r := reps[0]
+			if r.Title != tc.title || r.Type != tc.typ || r.Corrupted != tc.corrupted {
+				t.Errorf("got %q %q corrupted=%v (%v), want %q %q corrupted=%v",
+					r.Title, r.Type, r.Corrupted, r.CorruptedReason, tc.title, tc.typ, tc.corrupted)
+			}
+			if tc.lockdep != "" && (r.Lockdep == nil || r.Lockdep.Summary != tc.lockdep) {
+				t.Errorf("lockdep %+v, want summary %q", r.Lockdep, tc.lockdep)
+			}
+		})
+	}
+}
+
+// TestSeedOops checks the seed's Lustre oops: locking frames skipped, the
+// Lustre frame named, the report bounded by the kernel's end marker.
+func TestSeedOops(t *testing.T) {
+	files, _ := filepath.Glob("../../../shared/seeds/*.txt")
+	if len(files) == 0 {
+		t.Skip("skipping: ../shared/seeds is absent")
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps := Parse(data)
+	if len(reps) != 1 {
+		t.Fatalf("got %d reports %q, want 1", len(reps), titles(reps))
+	}
+	r := reps[0]
+	want := "BUG: unable to handle kernel NULL pointer dereference in ll_lookup_it_finish"
+	if r.Title != want || r.Type != TypeNullDeref || r.Corrupted {
+		t.Errorf("got %q %q corrupted=%v, want %q", r.Title, r.Type, r.Corrupted, want)
+	}
+	if len(r.Frames) < 3 || r.Frames[0] != "ll_lookup_it_finish" || r.Frames[1] != "ll_lookup_it" {
+		t.Errorf("frames %q, want ll_lookup_it_finish, ll_lookup_it, ...", r.Frames)
+	}
+	if !strings.Contains(r.Report, "Call Trace:") {
+		t.Errorf("report text lacks the call trace:\n%s", r.Report)
+	}
+}
+
+// TestStreamMatchesParse feeds corpus logs line by line: the stream must
+// find the same reports as Parse, each returned no later than its end.
+func TestStreamMatchesParse(t *testing.T) {
+	cases := corpusCases(t)
+	for _, c := range cases {
+		want := Parse(c.log)
+		s := NewStream()
+		var got []Report
+		lines := strings.Split(strings.TrimSuffix(string(c.log), "\n"), "\n")
+		for i, ln := range lines {
+			for _, r := range s.Feed(ln) {
+				if r.EndLine > i+1 {
+					t.Errorf("%v: report %q returned at line %d, before its end %d", c.name, r.Title, i+1, r.EndLine)
+				}
+				got = append(got, r)
+			}
+		}
+		got = append(got, s.Flush()...)
+		if len(got) != len(want) {
+			t.Errorf("%v: stream found %d reports, Parse %d", c.name, len(got), len(want))
+			continue
+		}
+		seen := map[string]int{}
+		for _, r := range want {
+			seen[r.Title+"\x00"+string(rune(r.StartLine))]++
+		}
+		for _, r := range got {
+			seen[r.Title+"\x00"+string(rune(r.StartLine))]--
+		}
+		for k, n := range seen {
+			if n != 0 {
+				t.Errorf("%v: stream and Parse disagree on %q", c.name, k)
+			}
+		}
+	}
+}
+
+// TestStreamCompletesEarly checks that an oops is returned by the Feed of
+// its end-of-trace line, without waiting for more output or Flush.
+func TestStreamCompletesEarly(t *testing.T) {
+	data, err := os.ReadFile("testdata/kernel/sysrq-crash-debian-6.1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream()
+	lines := strings.Split(string(data), "\n")
+	for i, ln := range lines {
+		if reps := s.Feed(ln); len(reps) > 0 {
+			if !strings.Contains(ln, "Kernel Offset") {
+				t.Errorf("report completed at line %d %q, want the Kernel Offset line", i+1, ln)
+			}
+			if reps[0].Title != "kernel panic: sysrq triggered crash" {
+				t.Errorf("title %q", reps[0].Title)
+			}
+			return
+		}
+	}
+	t.Fatal("no report completed before Flush")
+}
+
+// TestInterleavedCallers: reports of two tasks interleaved line by line
+// are told apart by their printk caller ids.
+func TestInterleavedCallers(t *testing.T) {
+	a := []string{
+		"[   10.000001][ T100] BUG: kernel NULL pointer dereference, address: 0000000000000008",
+		"[   10.000002][ T100] RIP: 0010:ll_file_read+0x10/0x80 [lustre]",
+		"[   10.000003][ T100] Call Trace:",
+		"[   10.000004][ T100]  vfs_read+0x20/0x90",
+		"[   10.000005][ T100] ---[ end trace 0000000000000000 ]---",
+	}
+	b := []string{
+		"[   10.000001][ T200] WARNING: CPU: 1 PID: 200 at fs/dcache.c:100 d_splice_alias+0x1/0x2",
+		"[   10.000002][ T200] RIP: 0010:d_splice_alias+0x1/0x2",
+		"[   10.000003][ T200] Call Trace:",
+		"[   10.000004][ T200]  ll_splice_alias+0x20/0x90 [lustre]",
+		"[   10.000005][ T200] ---[ end trace 0000000000000000 ]---",
+	}
+	var log []string
+	for i := range a {
+		log = append(log, a[i], b[i])
+	}
+	reps := Parse([]byte(strings.Join(log, "\n")))
+	got := titles(reps)
+	want := []string{"BUG: unable to handle kernel NULL pointer dereference in ll_file_read", "WARNING in d_splice_alias"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("titles %q, want %q", got, want)
+	}
+	if reps[0].StartLine != 1 || reps[0].EndLine != 9 || reps[1].StartLine != 2 || reps[1].EndLine != 10 {
+		t.Errorf("lines %d-%d and %d-%d, want 1-9 and 2-10", reps[0].StartLine, reps[0].EndLine, reps[1].StartLine, reps[1].EndLine)
+	}
+}
+
+// TestBadInput: garbage, empty and huge lines neither panic nor report.
+func TestBadInput(t *testing.T) {
+	for _, in := range []string{"", "\n\n\n", "\x00\xff\xfe", strings.Repeat("x", 1<<20), "[ 1.0][ T1] ", "<1"} {
+		if reps := Parse([]byte(in)); len(reps) != 0 {
+			t.Errorf("Parse(%.20q) = %q, want no reports", in, titles(reps))
+		}
+	}
+}
+
+func TestDedup(t *testing.T) {
+	reps := []Report{
+		{Title: "KASAN: use-after-free Read in ll_file_read", AltTitles: []string{"bad-access in ll_file_read"}, Type: "KASAN-USE-AFTER-FREE-READ", StartLine: 10},
+		{Title: "general protection fault in ll_file_read", AltTitles: []string{"bad-access in ll_file_read"}, Type: "DoS", StartLine: 50},
+		{Title: "WARNING in foo", Type: "WARNING", StartLine: 70},
+		{Title: "KASAN: use-after-free Read in ll_file_read", AltTitles: []string{"bad-access in ll_file_read"}, StartLine: 90},
+		{Title: "WARNING in corrupted", Corrupted: true, StartLine: 100},
+	}
+	bugs := Dedup(reps)
+	if len(bugs) != 3 {
+		t.Fatalf("got %d bugs %+v, want 3", len(bugs), bugs)
+	}
+	b := bugs[0]
+	if b.Title != reps[0].Title || b.Count != 3 || b.FirstSeen.Line != 10 || b.LastSeen.Line != 90 {
+		t.Errorf("first bug %+v", b)
+	}
+	if !reflect.DeepEqual(b.AltTitles, []string{"bad-access in ll_file_read", "general protection fault in ll_file_read"}) {
+		t.Errorf("alt titles %q", b.AltTitles)
+	}
+	if bugs[1].Title != "WARNING in foo" || bugs[1].Count != 1 || bugs[2].Title != "WARNING in corrupted" {
+		t.Errorf("bugs %+v", bugs[1:])
+	}
+}
+
+func TestShortLockName(t *testing.T) {
+	for class, want := range map[string]string{
+		"&(&dentry->d_lockref.lock)->rlock": "d_lock",
+		"&(&dentry->d_lock)->rlock":         "d_lock",
+		"&mo->oo_dt.dd_sem":                 "oo_dt.dd_sem",
+		"&sb->s_type->i_mutex_key#3":        "i_mutex_key#3",
+		"rtnl_mutex":                        "rtnl_mutex",
+	} {
+		if got := shortLockName(class); got != want {
+			t.Errorf("shortLockName(%q) = %q, want %q", class, got, want)
+		}
+	}
+}
