@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 )
@@ -100,6 +101,24 @@ var traceStarts = []*regexp.Regexp{
 	regexp.MustCompile(`Backtrace:`),
 	regexp.MustCompile(`Uninit was stored to memory at`),
 	riscvStackStart,
+}
+
+// traceStartNeedles holds, for each of traceStarts, a substring every
+// match contains, to skip the expression cheaply.
+var traceStartNeedles = [][]byte{
+	[]byte("all "), []byte("Allocated:"), []byte("Allocated by task"), []byte("Freed:"),
+	[]byte("Freed by task"), []byte("backtrace"), []byte("Backtrace:"),
+	[]byte("Uninit was stored"), []byte("badaddr: "),
+}
+
+// isTraceStart reports whether ln begins a stack trace.
+func isTraceStart(ln []byte) bool {
+	for i, re := range traceStarts {
+		if bytes.Contains(ln, traceStartNeedles[i]) && re.Match(ln) {
+			return true
+		}
+	}
+	return false
 }
 
 // frameLines match lines holding frames; captures are function names.

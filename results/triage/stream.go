@@ -545,13 +545,15 @@ func guiltyFirst(title string, trace []string, stack []Frame) []string {
 	return out
 }
 
-// frameRe matches a printed frame: optional address, optional "? ", then
-// func+0xoff/0xsize and an optional module in brackets.
-var frameRe = regexp.MustCompile(`(?:^|[\s(])(?:\[\<?(?:0x)?[0-9a-f]+\>?\][ \t]+)?\(?([a-zA-Z0-9_.]+)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: ?\[([a-zA-Z0-9_.]+)(?: [0-9a-f]+)?\])?`)
+// isExactFrame reports whether a frame line names the faulting
+// instruction (RIP/IP/NIP/PC lines) rather than a return address.
+func isExactFrame(ln []byte) bool {
+	return bytes.Contains(ln, []byte("IP: ")) || bytes.Contains(ln, []byte("PC is at ")) ||
+		bytes.Contains(ln, []byte("pc : "))
+}
 
-var exactFrameRe = regexp.MustCompile(`(?:^|\s)(?:RIP|IP|NIP|PC|pc)(?: is at)?:? `)
-
-// parseStack lists the frames printed in text, in order.
+// parseStack lists the frames printed in text ("func+0xoff/0xsize [mod]"),
+// in order.
 func parseStack(text []byte) []Frame {
 	var out []Frame
 	for len(text) > 0 {
@@ -562,17 +564,11 @@ func parseStack(text []byte) []Frame {
 		} else {
 			ln, text = text[:i], text[i+1:]
 		}
-		if !bytes.Contains(ln, []byte("+0x")) {
+		f, ok := parseFrame(ln)
+		if !ok {
 			continue
 		}
-		m := frameRe.FindSubmatch(ln)
-		if m == nil {
-			continue
-		}
-		f := Frame{Func: string(m[1]), Module: string(m[4])}
-		f.Offset = parseHex(m[2])
-		f.Size = parseHex(m[3])
-		f.Exact = exactFrameRe.Match(ln)
+		f.Exact = isExactFrame(ln)
 		out = append(out, f)
 		if len(out) >= 512 {
 			break
@@ -580,6 +576,60 @@ func parseStack(text []byte) []Frame {
 	}
 	return out
 }
+
+// parseFrame finds the first "func+0xoff/0xsize" in ln, with the module
+// that may follow in brackets.
+func parseFrame(ln []byte) (Frame, bool) {
+	for from := 0; ; {
+		k := bytes.Index(ln[from:], []byte("+0x"))
+		if k < 0 {
+			return Frame{}, false
+		}
+		k += from
+		from = k + 3
+		s := k
+		for s > 0 && (isIdent(ln[s-1]) || ln[s-1] == '.') {
+			s--
+		}
+		if s == k || s > 0 && !(ln[s-1] == ' ' || ln[s-1] == '\t' || ln[s-1] == '(' || ln[s-1] == ']' || ln[s-1] == ':') {
+			continue
+		}
+		j := k + 3
+		off := j
+		for j < len(ln) && isHex(ln[j]) {
+			j++
+		}
+		if j == off || j+3 > len(ln) || string(ln[j:j+3]) != "/0x" {
+			continue
+		}
+		j += 3
+		sz := j
+		for j < len(ln) && isHex(ln[j]) {
+			j++
+		}
+		if j == sz {
+			continue
+		}
+		f := Frame{Func: string(ln[s:k]), Size: parseHex(ln[sz:j])}
+		f.Offset = parseHex(ln[off : sz-3])
+		rest := ln[j:]
+		if len(rest) > 0 && rest[0] == ' ' {
+			rest = rest[1:]
+		}
+		if len(rest) > 1 && rest[0] == '[' {
+			e := 1
+			for e < len(rest) && (isIdent(rest[e]) || rest[e] == '.') {
+				e++
+			}
+			if e > 1 && e < len(rest) && (rest[e] == ']' || rest[e] == ' ') {
+				f.Module = string(rest[1:e])
+			}
+		}
+		return f, true
+	}
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
 
 func parseHex(b []byte) uint64 {
 	var v uint64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // keyFrame is a guilty frame as used in a title (syscall prefixes
@@ -222,7 +223,7 @@ step:
 					ok = false
 					continue step
 				}
-				if anyMatch(ln, traceStarts) {
+				if isTraceStart(ln) {
 					continue step
 				}
 				if i != len(steps)-1 {
@@ -295,11 +296,45 @@ func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
 			continue
 		}
 		name := string(f)
-		if skip == nil || !skip.MatchString(name) {
+		if skip == nil || !skipCache.skipped(skip, name) {
 			frames = append(frames, name)
 		}
 	}
 	return frames
+}
+
+// skipCache remembers which function names a skip expression matched:
+// names repeat across reports and the expressions are long alternations.
+var skipCache = &frameSkipCache{m: map[skipKey]bool{}}
+
+type skipKey struct {
+	re   *regexp.Regexp
+	name string
+}
+
+type frameSkipCache struct {
+	mu sync.Mutex
+	m  map[skipKey]bool
+}
+
+const maxSkipCache = 1 << 16
+
+func (c *frameSkipCache) skipped(re *regexp.Regexp, name string) bool {
+	k := skipKey{re, name}
+	c.mu.Lock()
+	v, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = re.MatchString(name)
+	c.mu.Lock()
+	if len(c.m) >= maxSkipCache {
+		clear(c.m)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
 }
 
 func anyMatch(ln []byte, res []*regexp.Regexp) bool {
@@ -321,7 +356,10 @@ func traceDamaged(title string, text []byte, f *format) string {
 		return ""
 	}
 	hasTrace := false
-	for _, key := range traceStarts {
+	for ki, key := range traceStarts {
+		if !bytes.Contains(text, traceStartNeedles[ki]) {
+			continue
+		}
 		m := key.FindIndex(text)
 		if m == nil {
 			continue
@@ -334,10 +372,8 @@ func traceDamaged(title string, text []byte, f *format) string {
 		lines = lines[1:]
 	scan:
 		for i := 0; i < 15 && i < len(lines); i++ {
-			for _, k := range traceStarts {
-				if k.Match(lines[i]) {
-					break scan
-				}
+			if isTraceStart(lines[i]) {
+				break scan
 			}
 			if bytes.Contains(lines[i], []byte("(stack is not available)")) || frameMatch(lines[i]) != nil {
 				hasTrace = true
