@@ -220,4 +220,3 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("New(%q) error %v, want one naming the file", bad, err)
 	}
 }
-
