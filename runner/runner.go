@@ -349,6 +349,11 @@ func (i *Instance) readConsole(r io.Reader) {
 		if len(line) > 0 {
 			handle(strings.TrimSuffix(line, "\n"))
 		}
+		// Keep console.log current for anyone tailing it, without a
+		// write per line when output comes in bursts.
+		if br.Buffered() == 0 {
+			w.Flush()
+		}
 		if err != nil {
 			break
 		}
