@@ -1,0 +1,639 @@
+// Package server wires the simulated Lustre server together: an LNet/TCP
+// listener, one MGS, one MDT (MDT0000) serving a namespace, and optional
+// OSTs, with per-RPC logging, fault injection and a loopback HTTP control
+// API for the test suites.
+//
+// Start it with Start(ctx, Config); it is listening when Start returns.
+// A real client under QEMU user networking dials 10.0.2.2:PORT (set the
+// guest's lnet module parameter accept_port=PORT) and mounts
+// 10.0.2.2@tcp:/FSNAME; the server presents whatever NID the client dialled
+// unless Config.NID says otherwise.
+//
+// # Control API
+//
+// HTTP on ControlAddr (loopback only); every call answers JSON:
+//
+//	GET  /stats                      RPC counts per opcode, connections, bad frames, locks
+//	GET  /exports                    connected clients per target
+//	POST /revoke?path=P              blocking ASTs for every lock on P and its parent directory
+//	POST /rename?from=P&to=Q         rename behind the client's back, then revoke the locks involved
+//	POST /unlink?path=P              unlink behind the client's back, then revoke
+//	POST /evict[?nid=N]              evict one client (or all)
+//	GET  /faults                     active fault rules
+//	POST /faults                     add rules (YAML or JSON list, see package faults)
+//	DELETE /faults                   remove every rule
+//
+// # RPC log
+//
+// With Config.LogRPCs set, one line per RPC:
+//
+//	rpc MDS_GETATTR xid=0x6b05a89900300 from=10.0.2.15@tcp portal=23 status=0 us=18 [fault: op=MDS_GETATTR error=ESTALE]
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kregress/kregress/lustre/faults"
+	"github.com/kregress/kregress/lustre/ldlm"
+	"github.com/kregress/kregress/lustre/lnet"
+	"github.com/kregress/kregress/lustre/mdt"
+	"github.com/kregress/kregress/lustre/mgs"
+	"github.com/kregress/kregress/lustre/namespace"
+	"github.com/kregress/kregress/lustre/ost"
+	"github.com/kregress/kregress/lustre/ptlrpc"
+)
+
+// Config configures a server.
+type Config struct {
+	// Listen is the TCP address for LNet; default "127.0.0.1:988".
+	// Use "127.0.0.1:0" for a free port.
+	Listen string
+	// FSName is the filesystem name (at most 8 characters); default "testfs".
+	FSName string
+	// NID, if set, is the only NID the server answers to (e.g.
+	// "10.0.2.2@tcp"); by default it presents the NID each client dialled.
+	NID string
+	// Tree is the namespace to serve; if nil, TreeFile or Generate builds
+	// one, else the tree holds only the root.
+	Tree     *namespace.Tree
+	TreeFile string
+	Generate string
+	// OSTs is the number of OSTs listed in the client configuration log.
+	OSTs int
+	// Faults are the initial fault rules; FaultsFile adds more from YAML.
+	Faults     []faults.Rule
+	FaultsFile string
+	// LogRPCs, if set, gets one line per RPC.
+	LogRPCs io.Writer
+	// Log gets connection-level events (handshake failures, bad frames);
+	// default os.Stderr.
+	Log io.Writer
+	// ControlListen is the control API address; default "127.0.0.1:0".
+	// "off" disables it.
+	ControlListen string
+}
+
+// Server is a running simulated Lustre server.
+type Server struct {
+	cfg         Config
+	nid         lnet.NID
+	incarnation uint64
+	ln          net.Listener
+	ctl         net.Listener
+	httpSrv     *http.Server
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+
+	tree    *namespace.Tree
+	exports *ptlrpc.Exports
+	locks   *ldlm.Table
+	mgs     *mgs.Service
+	mdt     *mdt.Service
+	osts    []*ost.Service
+	targets map[string]func(*ptlrpc.Request) *ptlrpc.Reply
+	faults  faults.Set
+
+	logMu  sync.Mutex
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{}
+
+	astXID    atomic.Uint64
+	rpcs      [1200]atomic.Uint64 // per opcode
+	rpcOther  atomic.Uint64
+	badFrames atomic.Uint64
+	badRPCs   atomic.Uint64
+	accepted  atomic.Uint64
+	closeOnce sync.Once
+}
+
+// Start builds the namespace, listens and serves until ctx ends or Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:988"
+	}
+	if cfg.FSName == "" {
+		cfg.FSName = "testfs"
+	}
+	if len(cfg.FSName) > 8 || !validFSName(cfg.FSName) {
+		return nil, fmt.Errorf("server: fsname %q: want 1-8 letters, digits or _", cfg.FSName)
+	}
+	if cfg.OSTs < 0 || cfg.OSTs > 64 {
+		return nil, fmt.Errorf("server: %d OSTs: want 0..64", cfg.OSTs)
+	}
+	if cfg.Log == nil {
+		cfg.Log = os.Stderr
+	}
+	s := &Server{cfg: cfg, conns: map[net.Conn]struct{}{}, incarnation: uint64(time.Now().UnixNano())}
+	if cfg.NID != "" {
+		n, err := lnet.ParseNID(cfg.NID)
+		if err != nil {
+			return nil, fmt.Errorf("server: --nid: %w", err)
+		}
+		s.nid = n
+	}
+	var err error
+	switch {
+	case cfg.Tree != nil:
+		s.tree = cfg.Tree
+	case cfg.TreeFile != "" && cfg.Generate != "":
+		return nil, errors.New("server: give a tree file or a generate spec, not both")
+	case cfg.TreeFile != "":
+		if s.tree, err = namespace.Load(cfg.TreeFile); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	case cfg.Generate != "":
+		if s.tree, err = namespace.Generate(cfg.Generate); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	default:
+		s.tree = namespace.New()
+	}
+	if err := s.faults.Add(cfg.Faults...); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if cfg.FaultsFile != "" {
+		rules, err := faults.Load(cfg.FaultsFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.faults.Add(rules...)
+	}
+	s.exports = ptlrpc.NewExports(uint64(time.Now().UnixNano()) &^ 0xffff)
+	s.locks = ldlm.NewTable(uint64(time.Now().UnixNano())<<8 | 1)
+	s.astXID.Store(uint64(time.Now().UnixNano()) &^ 0xfff)
+	s.mgs = mgs.New(cfg.FSName, cfg.OSTs, s.exports, s.locks)
+	s.mdt = mdt.New(cfg.FSName, s.tree, s.exports, s.locks)
+	s.targets = map[string]func(*ptlrpc.Request) *ptlrpc.Reply{
+		mgs.TargetUUID:     s.mgs.Handle,
+		s.mdt.TargetUUID(): s.mdt.Handle,
+	}
+	for i := 0; i < cfg.OSTs; i++ {
+		o := ost.New(cfg.FSName, i, s.exports)
+		s.osts = append(s.osts, o)
+		s.targets[o.TargetUUID()] = o.Handle
+	}
+
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listening on %s: %w", cfg.Listen, err)
+	}
+	if cfg.ControlListen != "off" {
+		addr := cfg.ControlListen
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		s.ctl, err = net.Listen("tcp", addr)
+		if err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("server: control API listening on %s: %w", addr, err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go s.acceptLoop()
+	if s.ctl != nil {
+		s.httpSrv = &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.httpSrv.Serve(s.ctl)
+		}()
+	}
+	context.AfterFunc(s.ctx, func() { s.Close() })
+	return s, nil
+}
+
+func validFSName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Addr is the LNet listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// ControlAddr is the control API address, or nil when disabled.
+func (s *Server) ControlAddr() net.Addr {
+	if s.ctl == nil {
+		return nil
+	}
+	return s.ctl.Addr()
+}
+
+// Tree is the namespace being served.
+func (s *Server) Tree() *namespace.Tree { return s.tree }
+
+// Faults is the live fault rule set.
+func (s *Server) Faults() *faults.Set { return &s.faults }
+
+// Close stops listening, closes every connection and waits for the
+// server's goroutines.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.ln.Close()
+		if s.httpSrv != nil {
+			s.httpSrv.Close()
+		}
+		s.connMu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.connMu.Unlock()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) logf(format string, args ...any) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	fmt.Fprintf(s.cfg.Log, "lustre-server: "+format+"\n", args...)
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.logf("accept: %v", err)
+			}
+			return
+		}
+		s.accepted.Add(1)
+		s.wg.Add(1)
+		go s.serveConn(nc)
+	}
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.wg.Done()
+	s.connMu.Lock()
+	if s.ctx.Err() != nil {
+		s.connMu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[nc] = struct{}{}
+	s.connMu.Unlock()
+	defer func() {
+		nc.Close()
+		s.connMu.Lock()
+		delete(s.conns, nc)
+		s.connMu.Unlock()
+	}()
+	c, err := lnet.Accept(nc, lnet.AcceptConfig{NID: s.nid, Incarnation: s.incarnation})
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.logf("handshake: %v", err)
+		}
+		return
+	}
+	err = c.Serve(s.ctx, s.handleMessage)
+	if s.ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, lnet.ErrBadFrame) {
+		s.badFrames.Add(1)
+		s.logf("closing connection from %v (%v): %v", c.Remote, c.RemoteAddr(), err)
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		s.logf("connection from %v (%v) ended: %v", c.Remote, c.RemoteAddr(), err)
+	}
+}
+
+// handleMessage gets every LNet message lnet does not answer itself.
+func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
+	if m.Type != lnet.MsgPUT {
+		return // ACK/REPLY to our PUTs; GETs for bulk writes are not supported
+	}
+	if _, ok := ptlrpc.ReplyPortal(m.Portal); !ok {
+		// Replies to our ASTs (portal 16) and pushes to portal 0.
+		return
+	}
+	r, err := ptlrpc.ParseRequest(c, m)
+	if err != nil {
+		s.badRPCs.Add(1)
+		s.logf("dropping request: %v", err)
+		return
+	}
+	act := s.faults.Match(r.Body.Opc, requestNames(r)...)
+	if act != nil && act.Delay > 0 {
+		go func() {
+			t := time.NewTimer(act.Delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				s.serve(r, act)
+			case <-s.ctx.Done():
+			}
+		}()
+		return
+	}
+	s.serve(r, act)
+}
+
+// requestNames are the names a request carries, for name-based faults.
+func requestNames(r *ptlrpc.Request) []string {
+	switch r.Body.Opc {
+	case ptlrpc.LDLMEnqueue:
+		if len(r.Msg.Bufs) > 5 {
+			if n := r.Msg.String(5); n != "" {
+				return []string{n}
+			}
+			if len(r.Msg.Bufs) > 6 {
+				if n := r.Msg.String(6); n != "" {
+					return []string{n}
+				}
+			}
+		}
+	case ptlrpc.MDSGetattrName:
+		return []string{r.Msg.String(3)}
+	case ptlrpc.LLOGOriginHandleCreate:
+		return []string{r.Msg.String(2)}
+	}
+	return nil
+}
+
+func isConnect(opc uint32) bool {
+	return opc == ptlrpc.MGSConnect || opc == ptlrpc.MDSConnect || opc == ptlrpc.OSTConnect
+}
+
+func isDisconnect(opc uint32) bool {
+	return opc == ptlrpc.MGSDisconnect || opc == ptlrpc.MDSDisconnect || opc == ptlrpc.OSTDisconnect
+}
+
+func (s *Server) serve(r *ptlrpc.Request, act *faults.Action) {
+	start := time.Now()
+	rep := s.dispatch(r, act)
+	if r.Body.Opc < uint32(len(s.rpcs)) {
+		s.rpcs[r.Body.Opc].Add(1)
+	} else {
+		s.rpcOther.Add(1)
+	}
+	dropped := act != nil && act.Drop
+	// The log line is written before the reply goes out, so that a client
+	// that has its reply finds the line in the log.
+	if w := s.cfg.LogRPCs; w != nil {
+		line := fmt.Sprintf("rpc %s xid=%#x from=%v portal=%d status=%d us=%d", ptlrpc.OpName(r.Body.Opc), r.XID,
+			r.Conn.Remote, r.Portal, rep.Status, time.Since(start).Microseconds())
+		if act != nil {
+			line += " [fault: " + act.Rule + "]"
+		}
+		if dropped {
+			line += " (reply dropped)"
+		}
+		s.logMu.Lock()
+		fmt.Fprintln(w, line)
+		s.logMu.Unlock()
+	}
+	if !dropped {
+		if err := r.SendReply(rep); err != nil && s.ctx.Err() == nil {
+			s.logf("reply to %s xid %#x: %v", ptlrpc.OpName(r.Body.Opc), r.XID, err)
+		}
+	}
+}
+
+func (s *Server) dispatch(r *ptlrpc.Request, act *faults.Action) *ptlrpc.Reply {
+	opc := r.Body.Opc
+	if isConnect(opc) {
+		if act != nil && act.Errno != 0 {
+			return ptlrpc.StatusReply(-act.Errno, nil)
+		}
+		h, ok := s.targets[r.Msg.String(1)]
+		if !ok {
+			return ptlrpc.StatusReply(-ptlrpc.ENODEV, nil)
+		}
+		return h(r)
+	}
+	x := s.exports.Get(r.Body.Handle)
+	if x == nil {
+		return ptlrpc.ErrorReply(ptlrpc.ENOTCONN)
+	}
+	r.Export = x
+	x.SetConn(r.Conn)
+	if act != nil && act.Evict {
+		s.evictNID(x.ClientNID)
+		return ptlrpc.ErrorReply(ptlrpc.ENOTCONN)
+	}
+	if act != nil && act.Errno != 0 {
+		return s.faultReply(r, act.Errno)
+	}
+	switch {
+	case opc == ptlrpc.OBDPing:
+		return ptlrpc.StatusReply(0)
+	case isDisconnect(opc):
+		s.locks.DropExport(x)
+		s.exports.Remove(x.Cookie)
+		return ptlrpc.StatusReply(0)
+	case opc == ptlrpc.LDLMCancel:
+		req, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+		if err != nil {
+			return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+		}
+		n := int(req.Count)
+		if n > len(req.Handles) {
+			n = len(req.Handles)
+		}
+		for _, h := range req.Handles[:n] {
+			s.locks.Cancel(h)
+		}
+		return ptlrpc.StatusReply(0)
+	}
+	h, ok := s.targets[x.Target]
+	if !ok {
+		return ptlrpc.ErrorReply(ptlrpc.ENODEV)
+	}
+	return h(r)
+}
+
+// faultReply answers with an injected error the way the real handler
+// answers a failure: intents as an aborted lock with the error in
+// lock_policy_res2, everything else with the status.
+func (s *Server) faultReply(r *ptlrpc.Request, errno int32) *ptlrpc.Reply {
+	if r.Body.Opc == ptlrpc.LDLMEnqueue && len(r.Msg.Bufs) > 2 {
+		dreq, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+		if err != nil {
+			return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+		}
+		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: uint64(int64(-errno))}
+		return ptlrpc.StatusReply(ldlm.LockAborted, rep.Marshal(), (&mdt.Body{}).Marshal(), nil, nil, nil, nil, nil, nil)
+	}
+	return ptlrpc.StatusReply(-errno, replyShape(r.Body.Opc)...)
+}
+
+// replyShape returns empty reply buffers of the right count and minimum
+// sizes for an error reply to opc.
+func replyShape(opc uint32) [][]byte {
+	body := (&mdt.Body{}).Marshal()
+	switch opc {
+	case ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName:
+		return [][]byte{body, nil, nil, nil, nil, nil}
+	case ptlrpc.MDSReadpage, ptlrpc.MDSGetRoot:
+		return [][]byte{body, nil}
+	case ptlrpc.MDSClose:
+		return [][]byte{body, nil, nil, nil, nil}
+	case ptlrpc.MDSGetxattr:
+		return [][]byte{body, nil}
+	case ptlrpc.LLOGOriginHandleCreate, ptlrpc.LLOGOriginHandleNextBlock:
+		return [][]byte{make([]byte, mgs.LlogdBodySize), nil}
+	case ptlrpc.MDSStatfs, ptlrpc.OSTStatfs:
+		return [][]byte{make([]byte, mdt.StatfsSize)}
+	}
+	return nil
+}
+
+func (s *Server) evictNID(nid lnet.NID) int {
+	n := 0
+	for _, x := range s.exports.All() {
+		if nid == 0 || x.ClientNID == nid {
+			s.locks.DropExport(x)
+			s.exports.Remove(x.Cookie)
+			n++
+		}
+	}
+	return n
+}
+
+// Evict drops every export of the client with this NID (all clients if
+// nid is zero) and its locks; it returns how many exports went.
+func (s *Server) Evict(nid lnet.NID) int { return s.evictNID(nid) }
+
+// Revoke sends a blocking AST for every lock on the object at path and on
+// its parent directory; it returns the number of ASTs sent.
+func (s *Server) Revoke(path string) (int, error) {
+	n, err := s.tree.Resolve(path)
+	if err != nil {
+		return 0, fmt.Errorf("server: revoke: %w", err)
+	}
+	fids := []namespace.FID{n.FID}
+	if p := n.Parent; p != nil {
+		fids = append(fids, p.FID)
+	}
+	return s.revokeFIDs(fids...), nil
+}
+
+func (s *Server) revokeFIDs(fids ...namespace.FID) int {
+	want := map[ldlm.Resource]bool{}
+	for _, f := range fids {
+		want[mdt.ResourceOf(f)] = true
+	}
+	sent := 0
+	for _, l := range s.locks.OnResource(func(r ldlm.Resource) bool { return want[r] }) {
+		if l.Export == nil {
+			continue
+		}
+		c := l.Export.Conn()
+		if c == nil {
+			continue
+		}
+		xid := s.astXID.Add(1)
+		if w := s.cfg.LogRPCs; w != nil {
+			s.logMu.Lock()
+			fmt.Fprintf(w, "ast LDLM_BL_CALLBACK xid=%#x to=%v lock=%#x res=%v\n", xid, c.Remote, l.ClientCookie, mdt.FIDOfResource(l.Desc.Resource))
+			s.logMu.Unlock()
+		}
+		if err := c.Put(ptlrpc.LDLMCBRequestPortal, xid, 0, ldlm.BlockingAST(l)); err != nil {
+			s.logf("blocking AST for lock %#x to %v: %v", l.Cookie, c.Remote, err)
+			continue
+		}
+		sent++
+	}
+	return sent
+}
+
+// Rename renames oldPath to newPath as another client would, then revokes
+// the locks on both parents and the object. It returns the ASTs sent.
+func (s *Server) Rename(oldPath, newPath string) (int, error) {
+	n, err := s.tree.Resolve(oldPath)
+	if err != nil {
+		return 0, fmt.Errorf("server: rename: %w", err)
+	}
+	od, nd, err := s.tree.Rename(oldPath, newPath)
+	if err != nil {
+		return 0, fmt.Errorf("server: %w", err)
+	}
+	return s.revokeFIDs(n.FID, od.FID, nd.FID), nil
+}
+
+// Unlink removes path as another client would, then revokes the locks on
+// the parent and the object. It returns the ASTs sent.
+func (s *Server) Unlink(path string) (int, error) {
+	n, err := s.tree.Resolve(path)
+	if err != nil {
+		return 0, fmt.Errorf("server: unlink: %w", err)
+	}
+	d, err := s.tree.Unlink(path)
+	if err != nil {
+		return 0, fmt.Errorf("server: %w", err)
+	}
+	return s.revokeFIDs(n.FID, d.FID), nil
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	RPCs        map[string]uint64 `json:"rpcs"`
+	Connections uint64            `json:"connections"`
+	Open        int               `json:"open_connections"`
+	BadFrames   uint64            `json:"bad_frames"`
+	BadRPCs     uint64            `json:"bad_rpcs"`
+	Locks       int               `json:"locks"`
+	Exports     int               `json:"exports"`
+	Inodes      int               `json:"inodes"`
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{RPCs: map[string]uint64{}, Connections: s.accepted.Load(), BadFrames: s.badFrames.Load(),
+		BadRPCs: s.badRPCs.Load(), Locks: s.locks.Len(), Exports: len(s.exports.All()), Inodes: s.tree.Count()}
+	for i := range s.rpcs {
+		if v := s.rpcs[i].Load(); v > 0 {
+			st.RPCs[ptlrpc.OpName(uint32(i))] = v
+		}
+	}
+	if v := s.rpcOther.Load(); v > 0 {
+		st.RPCs["other"] = v
+	}
+	s.connMu.Lock()
+	st.Open = len(s.conns)
+	s.connMu.Unlock()
+	return st
+}
+
+// OpcodeTable returns, per target kind, the opcode names implemented.
+func (s *Server) OpcodeTable() map[string][]string {
+	names := func(ops []uint32) []string {
+		var out []string
+		for _, o := range ops {
+			out = append(out, ptlrpc.OpName(o))
+		}
+		sort.Strings(out)
+		return out
+	}
+	t := map[string][]string{
+		"MGS":     names(s.mgs.Opcodes()),
+		"MDT":     names(s.mdt.Opcodes()),
+		"generic": names([]uint32{ptlrpc.OBDPing, ptlrpc.LDLMCancel, ptlrpc.MGSDisconnect, ptlrpc.MDSDisconnect, ptlrpc.OSTDisconnect}),
+	}
+	if len(s.osts) > 0 {
+		t["OST"] = names(s.osts[0].Opcodes())
+	}
+	return t
+}
