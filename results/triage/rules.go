@@ -81,11 +81,36 @@ type stackSpec struct {
 	skipRe *regexp.Regexp // global skip list plus skip, compiled once
 }
 
+// stepNeedles lists, for step expressions used on every line, substrings
+// of which every match contains one; lines with none are not matched.
+var stepNeedles = map[*regexp.Regexp][][]byte{}
+
+func needles(re *regexp.Regexp, subs ...string) *regexp.Regexp {
+	for _, s := range subs {
+		stepNeedles[re] = append(stepNeedles[re], []byte(s))
+	}
+	return re
+}
+
+// stepMayMatch is a cheap necessary condition for re matching ln.
+func stepMayMatch(re *regexp.Regexp, ln []byte) bool {
+	ns, ok := stepNeedles[re]
+	if !ok {
+		return true
+	}
+	for _, n := range ns {
+		if bytes.Contains(ln, n) {
+			return true
+		}
+	}
+	return false
+}
+
 // ripFrame matches the line naming the faulting instruction.
-var ripFrame = rx(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:@PC@ +){0,2}@FUNC@|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?@PC@ +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))`)
+var ripFrame = needles(rx(`(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:@PC@ +){0,2}@FUNC@|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?@PC@ +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))`), "IP", "pc ", "PC is at")
 
 // callTrace matches the start of a call trace.
-var callTrace = rx(`(?:Call (?:T|t)race:)|(?:Backtrace:)`)
+var callTrace = needles(rx(`(?:Call (?:T|t)race:)|(?:Backtrace:)`), "race:")
 
 // riscvStackStart is the last line of a RISC-V register dump before a trace.
 var riscvStackStart = regexp.MustCompile(`status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}`)
@@ -106,7 +131,7 @@ var traceStarts = []*regexp.Regexp{
 // traceStartNeedles holds, for each of traceStarts, a substring every
 // match contains, to skip the expression cheaply.
 var traceStartNeedles = [][]byte{
-	[]byte("all "), []byte("Allocated:"), []byte("Allocated by task"), []byte("Freed:"),
+	[]byte("race"), []byte("Allocated:"), []byte("Allocated by task"), []byte("Freed:"),
 	[]byte("Freed by task"), []byte("backtrace"), []byte("Backtrace:"),
 	[]byte("Uninit was stored"), []byte("badaddr: "),
 }
@@ -231,9 +256,11 @@ var infoWithStack = []string{
 // corruptedTitle matches titles that a merged timestamp has damaged.
 var corruptedTitle = regexp.MustCompile(`\[ *[0-9]+\.[0-9]+\]`)
 
+var warningRIP = needles(rx("(?:"+ripFrame.String()+"|--- interrupt: [0-9]+ at @FUNC@)"), "IP", "pc ", "PC is at", "--- interrupt: ")
+
 func warningStack(skip ...string) *stackSpec {
 	return &stackSpec{
-		steps:    []*regexp.Regexp{rx("(?:" + ripFrame.String() + "|--- interrupt: [0-9]+ at @FUNC@)"), traceHere},
+		steps:    []*regexp.Regexp{warningRIP, traceHere},
 		altSteps: []*regexp.Regexp{callTrace, traceHere},
 		skip:     skip,
 	}

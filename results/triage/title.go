@@ -226,7 +226,7 @@ step:
 				if isTraceStart(ln) {
 					continue step
 				}
-				if i != len(steps)-1 {
+				if i != len(steps)-1 && stepMayMatch(steps[i+1], ln) {
 					if m := steps[i+1].FindSubmatch(ln); m != nil {
 						raw = appendFrames(raw, m, s.skipRe)
 						i++
@@ -243,6 +243,9 @@ step:
 			if anyMatch(ln, badTraceLines) {
 				ok = false
 				continue step
+			}
+			if !stepMayMatch(cur, ln) {
+				continue
 			}
 			if m := cur.FindSubmatch(ln); m != nil {
 				raw = appendFrames(raw, m, s.skipRe)
@@ -394,26 +397,32 @@ func traceDamaged(title string, text []byte, f *format) string {
 type replacement struct {
 	re   *regexp.Regexp
 	with string
+	// needle, when set, is a byte every match contains; titles without
+	// it are left alone without running the expression.
+	needle string
 }
 
 // titleNormalizers make titles stable across runs: task ids, addresses,
 // IPs, line numbers, offsets, CPU and other numbers.
 var titleNormalizers = []replacement{
-	{regexp.MustCompile(`syz-executor\.?[0-9]+((/|:)[0-9]+)?`), "syz-executor"},
-	{regexp.MustCompile(`syzkaller[0-9]+((/|:)[0-9]+)?`), "syzkaller"},
-	{regexp.MustCompile(`([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}`), "${1}ADDR"},
-	{regexp.MustCompile(`([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})`), "IP"},
-	{regexp.MustCompile(`(\.\w+)(:[0-9]+)+`), "${1}:LINE"},
-	{regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+`), "${1}"},
-	{regexp.MustCompile(`CPU#[0-9]+`), "CPU"},
-	{regexp.MustCompile(`(\W)(\d+)(\W|$)`), "${1}NUM${3}"},
-	{regexp.MustCompile(`(\d+){7,}`), "NUM"},
+	{regexp.MustCompile(`syz-executor\.?[0-9]+((/|:)[0-9]+)?`), "syz-executor", "syz-executor"},
+	{regexp.MustCompile(`syzkaller[0-9]+((/|:)[0-9]+)?`), "syzkaller", "syzkaller"},
+	{regexp.MustCompile(`([^a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}`), "${1}ADDR", ""},
+	{regexp.MustCompile(`([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})`), "IP", "."},
+	{regexp.MustCompile(`(\.\w+)(:[0-9]+)+`), "${1}:LINE", ":"},
+	{regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+`), "${1}", "+0x"},
+	{regexp.MustCompile(`CPU#[0-9]+`), "CPU", "CPU#"},
+	{regexp.MustCompile(`(\W)(\d+)(\W|$)`), "${1}NUM${3}", ""},
+	{regexp.MustCompile(`(\d+){7,}`), "NUM", ""},
 }
 
 // normalizeTitle applies titleNormalizers to a fixed point and then
 // sanitizes the result: at most 120 bytes, printable ASCII, single spaces.
 func normalizeTitle(t string) string {
 	for _, r := range titleNormalizers {
+		if r.needle != "" && !strings.Contains(t, r.needle) {
+			continue
+		}
 		for {
 			n := r.re.ReplaceAllString(t, r.with)
 			if n == t {
