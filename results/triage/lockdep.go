@@ -27,7 +27,7 @@ type Lockdep struct {
 	// lockdep prints it ("-> #1 (class):" with the stack that made it).
 	Chain []ChainLink `json:"chain,omitempty"`
 	// HeldLocks are the locks the task held ("#0: ... at: f").
-	HeldLocks []LockRef `json:"held_locks,omitempty"`
+	HeldLocks []HeldLock `json:"held_locks,omitempty"`
 }
 
 // LockRef is one lock as lockdep prints it.
@@ -40,8 +40,12 @@ type LockRef struct {
 	State string `json:"state,omitempty"`
 	// At is the function that took the lock, without offsets.
 	At string `json:"at,omitempty"`
-	// Index is the "#N" of a held lock.
-	Index int `json:"index,omitempty"`
+}
+
+// HeldLock is a lock in a "locks held by" list, with its "#N".
+type HeldLock struct {
+	Index int `json:"index"`
+	LockRef
 }
 
 // ChainLink is one "-> #N (class):" entry of a dependency chain.
@@ -159,8 +163,10 @@ func parseLockdep(text []byte) *Lockdep {
 			if !strings.HasPrefix(t, "#") && !strings.HasPrefix(t, "(") && !isHexWord(t) {
 				continue
 			}
-			if ref, ok := lockRef(t, lines, &i); ok && len(ld.HeldLocks) < 64 {
-				ld.HeldLocks = append(ld.HeldLocks, ref)
+			if m := lockLineRe.FindStringSubmatch(t); m != nil && len(ld.HeldLocks) < 64 {
+				n, _ := strconv.Atoi(m[1])
+				ref, _ := lockRef(t, lines, &i)
+				ld.HeldLocks = append(ld.HeldLocks, HeldLock{Index: n, LockRef: ref})
 			}
 		}
 	}
@@ -202,11 +208,7 @@ func lockRef(t string, lines []string, i *int) (LockRef, bool) {
 		*i++
 		at = lines[*i]
 	}
-	ref := LockRef{Class: m[2], Name: shortLockName(m[2]), State: m[3], At: funcOf(at)}
-	if m[1] != "" {
-		ref.Index, _ = strconv.Atoi(m[1])
-	}
-	return ref, true
+	return LockRef{Class: m[2], Name: shortLockName(m[2]), State: m[3], At: funcOf(at)}, true
 }
 
 func funcOf(s string) string {
@@ -225,6 +227,10 @@ var lockMacros = map[string]string{
 // shortLockName turns a lockdep class into the name a maintainer uses:
 // "&(&dentry->d_lockref.lock)->rlock" becomes "d_lock".
 func shortLockName(class string) string {
+	// Workqueue pseudo-locks read best as printed.
+	if strings.HasPrefix(class, "(wq_completion)") || strings.HasPrefix(class, "(work_completion)") {
+		return class
+	}
 	s := class
 	s = strings.TrimSuffix(s, "->rlock")
 	s = strings.TrimSuffix(s, ".rlock")

@@ -273,3 +273,28 @@ func TestShortLockName(t *testing.T) {
 		}
 	}
 }
+
+// TestLockdepStructure checks the structure extracted from real lockdep
+// reports of the corpus: a circular dependency and a recursive lock.
+func TestLockdepStructure(t *testing.T) {
+	byName := map[string]corpusCase{}
+	for _, c := range corpusCases(t) {
+		byName[c.name] = c
+	}
+	circ := Parse(byName["186"].log)[0].Lockdep
+	if circ == nil || circ.Kind != "possible circular locking dependency" || circ.Task != "syz-executor3/5627" ||
+		circ.Acquiring == nil || circ.Acquiring.Name != "sk_lock-AF_INET6" || circ.Acquiring.At != "do_ipv6_setsockopt.isra.8" ||
+		circ.Held == nil || circ.Held.Name != "rtnl_mutex" || circ.Held.At != "rtnl_lock" || len(circ.Chain) != 3 ||
+		circ.Chain[0].Index != 2 || circ.Chain[0].Lock.Name != "rtnl_mutex" || len(circ.Chain[0].Frames) == 0 {
+		t.Errorf("circular: %+v", circ)
+	}
+	want := "sk_lock-AF_INET6 taken in do_ipv6_setsockopt.isra.8 while holding rtnl_mutex (taken in rtnl_lock); existing chain: rtnl_mutex -> xt[i].mutex -> sk_lock-AF_INET6"
+	if circ != nil && circ.Summary != want {
+		t.Errorf("summary %q, want %q", circ.Summary, want)
+	}
+	rec := Parse(byName["234"].log)[0].Lockdep
+	if rec == nil || rec.Summary != "rtnl_mutex taken twice in rtnl_lock" || len(rec.HeldLocks) != 2 ||
+		rec.HeldLocks[1].Index != 1 || rec.HeldLocks[1].Name != "sync_mutex" || rec.HeldLocks[1].At != "do_ip_vs_set_ctl" {
+		t.Errorf("recursive: %+v", rec)
+	}
+}
