@@ -139,6 +139,7 @@ type pending struct {
 	cpuTrace   bool
 	minLines   int
 	awaitCheck bool // the next line may say the header was a replay
+	dumpOnly   bool // a dump_stack() report: its trace's </TASK> ends it
 	wrapNext   bool // the last line looks cut, as mail wraps them
 	full       bool
 }
@@ -203,7 +204,7 @@ func (s *Stream) feed(line []byte) []Report {
 			continue
 		}
 		p.add(body, s.line)
-		if p.full || isTerminator(body) {
+		if p.full || isTerminator(body) || p.dumpOnly && bytes.Equal(bytes.TrimSpace(body), []byte("</TASK>")) {
 			out = append(out, s.finish(p)...)
 			s.tailEnd[p.key] = s.line + tailLines
 		}
@@ -229,6 +230,7 @@ func (s *Stream) start(key, ctx string, r *rule, body []byte) {
 	p.text = append(p.text, body...)
 	p.text = append(p.text, '\n')
 	p.lines = 1
+	p.dumpOnly = anyMatch(body, dumpStackReports)
 	s.open = append(s.open, p)
 }
 
@@ -263,6 +265,10 @@ func (p *pending) add(body []byte, line int) {
 		skip = true
 	}
 	p.end = line
+	if p.lines <= 3 && !p.dumpOnly && p.rule.kind == "info" {
+		// The header may be split across lines (a garbled task name).
+		p.dumpOnly = anyMatch(body, dumpStackReports)
+	}
 	t := bytes.TrimRight(body, " ")
 	p.wrapNext = len(t) == 0 || t[len(t)-1] == ':'
 	if skip {
@@ -274,6 +280,19 @@ func (p *pending) add(body []byte, line int) {
 		p.full = true
 	}
 }
+
+// dumpStackReports print one dump_stack() as their last part and no
+// end-of-trace marker; in kernels that bracket traces with <TASK> and
+// </TASK>, the closing one ends the report.
+var dumpStackReports = rxs(
+	`possible recursive locking detected`, `possible circular locking dependency detected`,
+	`inconsistent lock state`, `bad unlock balance detected`, `held lock freed`,
+	`suspicious RCU usage`, `irq lock inversion dependency detected`, `lock order detected`,
+	`BUG: sleeping function called from invalid context`, `BUG: scheduling while atomic`,
+	`INFO: task .* blocked for more than`, `BUG: using .* in preemptible`,
+	`INFO: trying to register non-static key`, `Invalid wait context`,
+	`:[0-9]+ blocked for more than [0-9]+ seconds`,
+)
 
 var terminators = [][]byte{
 	[]byte("---[ end trace"),

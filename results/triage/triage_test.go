@@ -298,3 +298,27 @@ func TestLockdepStructure(t *testing.T) {
 		t.Errorf("recursive: %+v", rec)
 	}
 }
+
+// TestStreamCompletesDumpStackReport: a hung-task report has no end marker;
+// the stream returns it at the </TASK> closing its trace.
+func TestStreamCompletesDumpStackReport(t *testing.T) {
+	var c corpusCase
+	for _, x := range corpusCases(t) {
+		if x.name == "1001" {
+			c = x
+		}
+	}
+	if c.name == "" {
+		t.Fatal("corpus file 1001 is missing")
+	}
+	s := NewStream()
+	for i, ln := range strings.Split(string(c.log), "\n") {
+		if reps := s.Feed(ln); len(reps) > 0 {
+			if !strings.HasSuffix(ln, "</TASK>") || reps[0].Title != c.title || reps[0].EndLine != i+1 {
+				t.Errorf("report %q completed at line %d %q", reps[0].Title, i+1, ln)
+			}
+			return
+		}
+	}
+	t.Fatal("no report completed before Flush")
+}
