@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kregress/kregress/agent"
 	"github.com/kregress/kregress/results/triage"
 )
 
@@ -13,9 +14,6 @@ func sortStrings(s []string) { sort.Strings(s) }
 
 func parseLog(data []byte) []triage.Report { return triage.Parse(data) }
 
-// MetricsPrefix starts the single line on which a guest workload prints
-// its figures as JSON; the job copies them into result.json.
-const MetricsPrefix = "KREGRESS-METRICS "
 
 // metricsCapture keeps the workload's metrics line out of its output.
 type metricsCapture struct {
@@ -36,7 +34,7 @@ func (m *metricsCapture) parse() map[string]any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range strings.Split(m.buf.String(), "\n") {
-		if rest, ok := strings.CutPrefix(l, MetricsPrefix); ok {
+		if rest, ok := strings.CutPrefix(l, agent.MetricsPrefix); ok {
 			var v map[string]any
 			if json.Unmarshal([]byte(rest), &v) == nil {
 				return v

@@ -1,0 +1,70 @@
+package job
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/suites"
+)
+
+func debianKernel(t *testing.T) string {
+	t.Helper()
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(ks) == 0 {
+		t.Skip("no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make setup)")
+	}
+	return ks[len(ks)-1]
+}
+
+// TestWorkloadsOnTmpfs runs every shipped tmpfs workload suite in one real
+// guest and checks each workload's own verdict and figures, plus one test
+// whose workload must fail.
+func TestWorkloadsOnTmpfs(t *testing.T) {
+	kernel := debianKernel(t)
+	all := &suites.Suite{Name: "workloads", Target: suites.TargetTmpfs}
+	for _, n := range []string{"stat", "lookup", "readdir", "racer", "mount-cycle"} {
+		s, err := suites.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Tests = append(all.Tests, s.Tests...)
+	}
+	// A stat storm over a name that does not exist must fail its verdict.
+	bad, err := suites.Parse("bad.yaml", []byte("name: bad\ntests:\n  - name: stat-of-missing-must-fail\n    workload: stat\n    duration: 1s\n    args: {use: no-such-file}\n    expect: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all.Tests = append(all.Tests, bad.Tests...)
+	res, dir, err := Run(context.Background(), Spec{Kernel: kernel, Suite: all, Out: t.TempDir(), CacheDir: filepath.Join(t.TempDir(), "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("run dir %s: %s %s", dir, res.Status, res.Reason)
+	if res.Status != results.StatusPass {
+		t.Errorf("status %s: %s", res.Status, res.Reason)
+	}
+	for _, tt := range res.Tests {
+		t.Logf("%-28s %s %.1fs ops/s=%v verdict=%v unexpected=%v", tt.Name, tt.Status, tt.Seconds, tt.Metrics["ops_per_sec"], tt.Metrics["verdict"], tt.Metrics["unexpected_errors"])
+		if tt.Status != results.StatusPass {
+			t.Errorf("%s: %s (%s)", tt.Name, tt.Status, tt.Message)
+		}
+	}
+	for _, tt := range res.Tests {
+		if tt.Name == "lookup-after-mkdir" || tt.Name == "ls-lR" {
+			continue // shell tests
+		}
+		want := "pass"
+		if tt.Name == "stat-of-missing-must-fail" {
+			want = "fail"
+		}
+		if tt.Metrics == nil || tt.Metrics["verdict"] != want {
+			t.Errorf("%s: metrics %v, want verdict %s", tt.Name, tt.Metrics, want)
+			continue
+		}
+		if ops, _ := tt.Metrics["ops"].(float64); ops <= 0 {
+			t.Errorf("%s: no operations counted", tt.Name)
+		}
+	}
+}
