@@ -14,7 +14,6 @@ func sortStrings(s []string) { sort.Strings(s) }
 
 func parseLog(data []byte) []triage.Report { return triage.Parse(data) }
 
-
 // metricsCapture keeps the workload's metrics line out of its output.
 type metricsCapture struct {
 	mu  sync.Mutex
