@@ -522,16 +522,43 @@ func (p *pending) build() Report {
 	}
 	rep.Type = TitleType(rep.Title)
 	rep.Stack = parseStack(text)
-	rep.Frames = guiltyFirst(rep.Title, d.frames, rep.Stack)
+	trace := d.frames
+	if len(trace) == 0 {
+		trace = firstTrace(text)
+	}
+	rep.Frames = guiltyFirst(rep.Title, trace, rep.Stack)
 	rep.Lockdep = parseLockdep(text)
 	return rep
+}
+
+// globalSkip is skippedFrames as one expression.
+var globalSkip = regexp.MustCompile(strings.Join(skippedFrames, "|"))
+
+// firstTrace returns the frames of the first call trace in text, without
+// the frames that are never guilty.
+func firstTrace(text []byte) []string {
+	lines := bytes.Split(text, []byte("\n"))
+	for i, ln := range lines {
+		if !isTraceStart(ln) {
+			continue
+		}
+		var out []string
+		for _, l := range lines[i+1:] {
+			if isTraceStart(l) {
+				break
+			}
+			out = appendFrames(out, frameMatch(l), globalSkip)
+		}
+		return out
+	}
+	return nil
 }
 
 // guiltyFirst lists the guilty frame and then the frames that follow it in
 // the trace it came from.
 func guiltyFirst(title string, trace []string, stack []Frame) []string {
 	guilty := ""
-	if m := titleFrameRe.FindStringSubmatch(title); m != nil {
+	if m := titleFrameRe.FindStringSubmatch(title); m != nil && m[1] != "corrupted" {
 		guilty = m[1]
 	}
 	out := []string{}

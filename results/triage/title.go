@@ -298,7 +298,7 @@ func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
 		if f == nil {
 			continue
 		}
-		name := string(f)
+		name := demangle(string(f))
 		if skip == nil || !skipCache.skipped(skip, name) {
 			frames = append(frames, name)
 		}
@@ -338,6 +338,40 @@ func (c *frameSkipCache) skipped(re *regexp.Regexp, name string) bool {
 	c.m[k] = v
 	c.mu.Unlock()
 	return v
+}
+
+// demangle turns a simple Itanium C++ symbol ("_Z8fakeNameiii",
+// "_ZN2ns4funcEv") into its name without parameters ("fakeName",
+// "ns::func"); anything else is returned as is.
+func demangle(sym string) string {
+	if !strings.HasPrefix(sym, "_Z") {
+		return sym
+	}
+	s := sym[2:]
+	nested := strings.HasPrefix(s, "N")
+	if nested {
+		s = s[1:]
+	}
+	var parts []string
+	for len(s) > 0 && s[0] >= '0' && s[0] <= '9' {
+		n, i := 0, 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' && n < 1<<20 {
+			n = n*10 + int(s[i]-'0')
+			i++
+		}
+		if n == 0 || i+n > len(s) {
+			return sym
+		}
+		parts = append(parts, s[i:i+n])
+		s = s[i+n:]
+		if !nested {
+			break
+		}
+	}
+	if len(parts) == 0 || nested && !strings.HasPrefix(s, "E") {
+		return sym
+	}
+	return strings.Join(parts, "::")
 }
 
 func anyMatch(ln []byte, res []*regexp.Regexp) bool {

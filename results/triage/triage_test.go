@@ -322,3 +322,14 @@ func TestStreamCompletesDumpStackReport(t *testing.T) {
 	}
 	t.Fatal("no report completed before Flush")
 }
+
+func TestDemangle(t *testing.T) {
+	for in, want := range map[string]string{
+		"_Z8fakeNameiii": "fakeName", "_ZN2ns4funcEv": "ns::func", "_Z": "_Z",
+		"_Z99x": "_Z99x", "do_sys_open": "do_sys_open", "_ZN2nsE": "ns", "_ZN2ns": "_ZN2ns",
+	} {
+		if got := demangle(in); got != want {
+			t.Errorf("demangle(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
