@@ -17,6 +17,8 @@ import (
 
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/runner"
 	"github.com/kregress/kregress/suites"
 )
@@ -49,6 +51,8 @@ type Spec struct {
 	Progress func(format string, args ...any)
 	// OnLine receives every console line (nil: none).
 	OnLine func(runner.Line)
+	// Symbolizer, if set, turns crash stack frames into file:line.
+	Symbolizer *symbolize.Symbolizer
 }
 
 // netModules are the modules a distribution kernel keeps outside the image
@@ -205,12 +209,24 @@ func (r *run) collectCrashesFromLog() {
 	if err != nil {
 		return
 	}
-	r.res.Crashes = results.CrashesFrom(parseLog(data))
+	r.res.Crashes = results.CrashesFrom(r.symbolized(triage.Parse(data)))
+}
+
+// symbolized fills in source positions of the reports' frames when the
+// job has a symbolizer; a frame it cannot resolve stays as it was.
+func (r *run) symbolized(reps []triage.Report) []triage.Report {
+	if r.spec.Symbolizer == nil {
+		return reps
+	}
+	for i := range reps {
+		r.spec.Symbolizer.SymbolizeReport(&reps[i])
+	}
+	return reps
 }
 
 func (r *run) finish(ctx context.Context) {
 	res := r.res
-	res.Crashes = results.CrashesFrom(r.inst.Crashes())
+	res.Crashes = results.CrashesFrom(r.symbolized(r.inst.Crashes()))
 	outcome, reason := r.inst.Outcome()
 	res.Outcome = string(outcome)
 	failed := 0

@@ -7,12 +7,19 @@ import (
 	"sync"
 
 	"github.com/kregress/kregress/agent"
-	"github.com/kregress/kregress/results/triage"
+	"github.com/kregress/kregress/results"
 )
 
 func sortStrings(s []string) { sort.Strings(s) }
 
-func parseLog(data []byte) []triage.Report { return triage.Parse(data) }
+// writeJSON writes v as dir's result.json, atomically.
+func writeJSON(dir *results.Dir, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return dir.WriteFile("result.json", append(data, '\n'))
+}
 
 // metricsCapture keeps the workload's metrics line out of its output.
 type metricsCapture struct {

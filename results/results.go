@@ -80,7 +80,10 @@ type Crash struct {
 	// Report is the report's text as extracted from the console.
 	Report string `json:"report"`
 	// Lockdep is the structured lockdep report, for lockdep splats.
-	Lockdep any `json:"lockdep,omitempty"`
+	Lockdep *triage.Lockdep `json:"lockdep,omitempty"`
+	// Stack is every frame of the report, symbolized (file:line, inlined
+	// frames) when the kernel's vmlinux was at hand.
+	Stack []triage.Frame `json:"stack,omitempty"`
 }
 
 // CrashesFrom turns triage reports into result entries, one per bug (reports
@@ -103,9 +106,7 @@ func CrashesFrom(reps []triage.Report) []Crash {
 		c := Crash{
 			Title: r.Title, AltTitles: r.AltTitles, Type: r.Type, Corrupted: r.Corrupted,
 			Frames: r.Frames, StartLine: r.StartLine, EndLine: r.EndLine, Count: 1, Report: r.Report,
-		}
-		if r.Lockdep != nil {
-			c.Lockdep = r.Lockdep
+			Lockdep: r.Lockdep, Stack: r.Stack,
 		}
 		out = append(out, c)
 		idx = len(out) - 1

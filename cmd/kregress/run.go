@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -45,7 +49,10 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
-	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required)")
+	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
+	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
+	var bf buildFlags
+	bf.register(fs)
 	var suiteNames, modules, extraMods stringList
 	fs.Var(&suiteNames, "suite", "suite `NAME|FILE` to run; repeat or comma-separate for several (shipped: "+strings.Join(suites.Builtin(), ", ")+"; default smoke)")
 	initrdExtra := fs.String("initrd-extra", "", "host `DIR` copied into the guest's root")
@@ -58,7 +65,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	cpus := fs.Int("cpus", 2, "guest CPUs")
 	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
 	noOutput := fs.Duration("no-output-timeout", 0, "end the run when the console is silent this long (0: never)")
-	fs.Var(&modules, "module", "kernel `module` from the kernel's module tree to load at boot (repeatable)")
+	fs.Var(&modules, "load", "kernel `module` from the kernel's module tree to load at boot (repeatable)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
@@ -69,14 +76,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kregress run: unexpected argument %q\n", fs.Arg(0))
 		return exitInfra
 	}
-	if *kernel == "" {
-		fmt.Fprintln(stderr, "kregress run: --kernel is required")
+	if *kernel == "" && !*doBuild {
+		fmt.Fprintln(stderr, "kregress run: --kernel or --build is required")
 		fs.Usage()
 		return exitInfra
 	}
-	if _, err := os.Stat(*kernel); err != nil {
-		fmt.Fprintf(stderr, "kregress run: kernel: %v\n", err)
+	if *kernel != "" && *doBuild {
+		fmt.Fprintln(stderr, "kregress run: give --kernel or --build, not both")
 		return exitInfra
+	}
+	if *kernel != "" {
+		if _, err := os.Stat(*kernel); err != nil {
+			fmt.Fprintf(stderr, "kregress run: kernel: %v\n", err)
+			return exitInfra
+		}
 	}
 	if *accel != "" && *accel != "kvm" && *accel != "tcg" {
 		fmt.Fprintf(stderr, "kregress run: --accel %q: want kvm or tcg\n", *accel)
@@ -103,6 +116,38 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	prog := newProgress(stderr, *verbose)
+	var modDir string
+	var sym *symbolize.Symbolizer
+	if *doBuild {
+		req, err := bf.request(stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "kregress run: %v\n", err)
+			return exitInfra
+		}
+		br, err := build.Build(ctx, req)
+		if err != nil {
+			fmt.Fprintf(stderr, "kregress run: %v\n", err)
+			var ce *build.CompileError
+			var ae *build.ApplyError
+			if errors.As(err, &ce) || errors.As(err, &ae) {
+				return exitFail
+			}
+			return exitInfra
+		}
+		*kernel = br.BzImage
+		if br.ModulesDir != "" {
+			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
+		}
+		for _, e := range br.External {
+			for _, m := range e.Modules {
+				modules = append(modules, moduleName(m))
+			}
+		}
+		if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
+			sym = s
+			defer s.Close()
+		}
+	}
 	type outcome struct {
 		res *results.Result
 		dir string
@@ -122,7 +167,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
 				Append: *appendArgs, Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
 				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-				Modules: modules, ExtraModules: extraMods,
+				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym,
 				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
 			})
 			outs[idx] = outcome{res, dir, err}
@@ -157,4 +202,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// moduleName turns "extra/crashmod.ko" into "crashmod".
+func moduleName(path string) string {
+	b := filepath.Base(path)
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return b
 }
