@@ -623,8 +623,16 @@ func parseStack(text []byte) []Frame {
 	return out
 }
 
-// parseFrame finds the first "func+0xoff/0xsize" in ln, with the module
-// that may follow in brackets.
+// ParseFrame finds the first "func+0xoff/0xsize" in a console line, with
+// the module that may follow in brackets; ok is false when there is none.
+func ParseFrame(line string) (f Frame, ok bool) {
+	f, ok = parseFrame([]byte(line))
+	if ok {
+		f.Exact = isExactFrame([]byte(line))
+	}
+	return f, ok
+}
+
 func parseFrame(ln []byte) (Frame, bool) {
 	for from := 0; ; {
 		k := bytes.Index(ln[from:], []byte("+0x"))

@@ -109,9 +109,10 @@ func (s *Symbolizer) modulePath(name string) string {
 }
 
 // SymbolizeReport fills in file:line and inlined frames of r.Stack, and
-// adds them to the report text after each frame that resolved. Frames whose
-// binary is unknown are left as they are; the error reports the first
-// binary that could not be read.
+// rewrites the report text as scripts/decode_stacktrace.sh does: " file:line"
+// after each frame that resolved, preceded by a line per inlined function
+// ("func file:line [inline]"). Frames whose binary is unknown are left as
+// they are; the error reports the first binary that could not be read.
 func (s *Symbolizer) SymbolizeReport(r *triage.Report) error {
 	var first error
 	for i := range r.Stack {
@@ -119,6 +120,24 @@ func (s *Symbolizer) SymbolizeReport(r *triage.Report) error {
 			first = err
 		}
 	}
+	var b strings.Builder
+	lines := strings.Split(r.Report, "\n")
+	for i, ln := range lines {
+		if f, ok := triage.ParseFrame(ln); ok {
+			if err := s.SymbolizeFrame(&f); err == nil && f.File != "" {
+				indent := ln[:len(ln)-len(strings.TrimLeft(ln, " "))]
+				for _, in := range f.Inlined {
+					fmt.Fprintf(&b, "%s%s %s:%d [inline]\n", indent, in.Func, in.File, in.Line)
+				}
+				ln = fmt.Sprintf("%s %s:%d", ln, f.File, f.Line)
+			}
+		}
+		b.WriteString(ln)
+		if i < len(lines)-1 {
+			b.WriteByte('\n')
+		}
+	}
+	r.Report = b.String()
 	return first
 }
 

@@ -220,3 +220,71 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("New(%q) error %v, want one naming the file", bad, err)
 	}
 }
+
+// TestRealModule symbolizes the crashmod frames of the real console logs
+// with the module's debug info, checks the lines a maintainer expects, and
+// checks every frame against addr2line.
+func TestRealModule(t *testing.T) {
+	const ko = "testdata/crashmod.ko"
+	s, err := New("", "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, err := Open(ko)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := map[string][]string{
+		"null-deref.log":  {"crashmod_null_deref+0x4/0x9 [crashmod] crashmod.c:54"},
+		"double-lock.log": {"crashmod_double_lock+0x14/0x19 [crashmod] crashmod.c:47", "crashmod_double_lock+0x9/0x19 [crashmod] crashmod.c:45"},
+	}
+	for log, lines := range want {
+		data, err := os.ReadFile(filepath.Join("../testdata/kernel", log))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := triage.Parse(data)[0]
+		if err := s.SymbolizeReport(&r); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			fn, loc, _ := strings.Cut(l, " [crashmod] ")
+			found := false
+			for _, ln := range strings.Split(r.Report, "\n") {
+				if strings.Contains(ln, fn+" [crashmod] ") && strings.HasSuffix(ln, "/"+loc) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("%s: no line %q in the symbolized report:\n%s", log, l, r.Report)
+			}
+		}
+		checked := 0
+		for _, f := range r.Stack {
+			if f.Module != "crashmod" {
+				continue
+			}
+			sym := funcSym(t, ko, f.Func)
+			ef, _ := elf.Open(ko)
+			sec := ef.Sections[sym.Section].Name
+			ef.Close()
+			addr := sym.Value + f.Offset
+			if !f.Exact {
+				addr--
+			}
+			got, err := b.Frame(f.Func, f.Offset, f.Size, f.Exact)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := addr2line(t, ko, sec, addr); !sameChain(got, w) {
+				t.Errorf("%s %s+%#x: got %+v, addr2line %+v", log, f.Func, f.Offset, got, w)
+			}
+			checked++
+		}
+		if checked == 0 {
+			t.Errorf("%s: no crashmod frames", log)
+		}
+	}
+}
