@@ -144,8 +144,8 @@ func parseCmdline(s string) map[string]string {
 	return m
 }
 
-// loadModules loads, in order, the modules listed one path per line in
-// list. A module the kernel already has (EEXIST) is fine.
+// loadModules loads, in order, the modules listed one per line in list,
+// as a path optionally followed by a space and the module's parameters. A module the kernel already has (EEXIST) is fine.
 func loadModules(list string, logf func(string, ...any)) error {
 	f, err := os.Open(list)
 	if err != nil {
@@ -157,11 +157,12 @@ func loadModules(list string, logf func(string, ...any)) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		p := strings.TrimSpace(sc.Text())
+		// "path [params...]"
+		p, params, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
 		if p == "" {
 			continue
 		}
-		if err := loadModule(p, ""); err != nil {
+		if err := loadModule(p, params); err != nil {
 			return err
 		}
 	}

@@ -44,8 +44,12 @@ type Spec struct {
 	// kernel (listed in modules.builtin) are skipped.
 	Modules []string
 	// ExtraModules are host paths of out-of-tree .ko files, loaded after
-	// Modules in the order given.
+	// Modules, each after the modules its .modinfo says it depends on;
+	// in-kernel modules they depend on are resolved from ModulesDir.
 	ExtraModules []string
+	// ModuleParams gives load-time parameters by module name, e.g.
+	// "lnet": "networks=tcp0(eth0) accept_port=988".
+	ModuleParams map[string]string
 	// Files maps guest paths to host paths of extra files (suites, helpers).
 	Files map[string]string
 	// ExtraDir is a host directory whose whole tree is copied into the
@@ -147,11 +151,16 @@ func plan(spec Spec) ([]entry, error) {
 		es = append(es, entry{guest: "/bin/" + a, link: "busybox"})
 	}
 	var loadOrder []string
-	if len(spec.Modules) > 0 {
+	extras, kernelDeps, err := orderExtraModules(spec.ExtraModules)
+	if err != nil {
+		return nil, err
+	}
+	wanted := append(append([]string{}, spec.Modules...), kernelDeps...)
+	if len(wanted) > 0 {
 		if spec.ModulesDir == "" {
-			return nil, fmt.Errorf("images: modules %v requested but no modules directory given", spec.Modules)
+			return nil, fmt.Errorf("images: modules %v requested but no modules directory given", wanted)
 		}
-		paths, err := ResolveModules(spec.ModulesDir, spec.Modules)
+		paths, err := ResolveModules(spec.ModulesDir, wanted)
 		if err != nil {
 			return nil, err
 		}
@@ -161,13 +170,15 @@ func plan(spec Spec) ([]entry, error) {
 			loadOrder = append(loadOrder, g)
 		}
 	}
-	for _, ko := range spec.ExtraModules {
-		if _, err := os.Stat(ko); err != nil {
-			return nil, fmt.Errorf("images: extra module: %w", err)
-		}
+	for _, ko := range extras {
 		g := "/lib/modules/" + filepath.Base(ko)
 		es = append(es, entry{guest: g, host: ko, mode: 0o644})
 		loadOrder = append(loadOrder, g)
+	}
+	for i, g := range loadOrder {
+		if p := spec.ModuleParams[moduleName(g)]; p != "" {
+			loadOrder[i] = g + " " + p
+		}
 	}
 	es = append(es, entry{guest: ModuleListPath, data: []byte(strings.Join(loadOrder, "\n") + "\n"), mode: 0o644})
 	for g, h := range spec.Files {

@@ -116,3 +116,46 @@ func TestBuildIsCachedAndReadableByCpio(t *testing.T) {
 		t.Error("missing agent accepted")
 	}
 }
+
+// Out-of-tree modules are ordered by their own .modinfo depends, and the
+// in-kernel modules they need come from the kernel's tree. Debian's
+// virtio_net, net_failover and failover, given backwards, stand in for an
+// out-of-tree set.
+func TestExtraModulesOrderedByModinfo(t *testing.T) {
+	_, modDir := debianModules(t)
+	rel := func(n string) string {
+		p, err := ResolveModules(modDir, []string{n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(modDir, p[len(p)-1])
+	}
+	kos := []string{rel("virtio_net"), rel("net_failover"), rel("failover")}
+	ordered, kdeps, err := orderExtraModules(kos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range ordered {
+		names = append(names, moduleName(o))
+	}
+	if strings.Join(names, " ") != "failover net_failover virtio_net" {
+		t.Errorf("order %v", names)
+	}
+	out, _ := exec.Command("modinfo", "-F", "depends", kos[0]).Output()
+	for _, d := range strings.Split(strings.TrimSpace(string(out)), ",") {
+		if d == "failover" || d == "net_failover" || d == "" {
+			continue
+		}
+		found := false
+		for _, k := range kdeps {
+			found = found || k == d
+		}
+		if !found {
+			t.Errorf("kernel dependency %s of virtio_net not resolved (got %v)", d, kdeps)
+		}
+	}
+	if _, err := ModuleDepends("/etc/passwd"); err == nil {
+		t.Error("a non-module accepted")
+	}
+}

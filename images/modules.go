@@ -3,6 +3,7 @@ package images
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -116,4 +117,83 @@ func KernelRelease(bzImage string) (string, error) {
 		return "", fmt.Errorf("images: %s has an empty kernel version string", bzImage)
 	}
 	return rel, nil
+}
+
+// ModuleDepends reads the "depends=" field of a .ko file's .modinfo
+// section: the modules it needs loaded first.
+func ModuleDepends(ko string) ([]string, error) {
+	f, err := elf.Open(ko)
+	if err != nil {
+		return nil, fmt.Errorf("images: module %s: %w", ko, err)
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, fmt.Errorf("images: %s has no .modinfo section: not a kernel module", ko)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("images: module %s: %w", ko, err)
+	}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
+			var out []string
+			for _, d := range strings.Split(string(v), ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					out = append(out, strings.ReplaceAll(d, "-", "_"))
+				}
+			}
+			return out, nil
+		}
+	}
+	return nil, nil
+}
+
+// orderExtraModules sorts out-of-tree modules so each comes after the
+// ones it depends on (keeping the given order otherwise), and returns the
+// in-kernel modules they need from the kernel's tree.
+func orderExtraModules(kos []string) (ordered []string, kernelDeps []string, err error) {
+	byName := map[string]string{}
+	deps := map[string][]string{}
+	for _, ko := range kos {
+		n := moduleName(ko)
+		byName[n] = ko
+		d, err := ModuleDepends(ko)
+		if err != nil {
+			return nil, nil, err
+		}
+		deps[n] = d
+	}
+	seen := map[string]bool{}
+	kseen := map[string]bool{}
+	var visit func(n string, chain []string) error
+	visit = func(n string, chain []string) error {
+		if seen[n] {
+			return nil
+		}
+		for _, c := range chain {
+			if c == n {
+				return fmt.Errorf("images: module dependency loop: %s", strings.Join(append(chain, n), " -> "))
+			}
+		}
+		for _, d := range deps[n] {
+			if _, ours := byName[d]; ours {
+				if err := visit(d, append(chain, n)); err != nil {
+					return err
+				}
+			} else if !kseen[d] {
+				kseen[d] = true
+				kernelDeps = append(kernelDeps, d)
+			}
+		}
+		seen[n] = true
+		ordered = append(ordered, byName[n])
+		return nil
+	}
+	for _, ko := range kos {
+		if err := visit(moduleName(ko), nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ordered, kernelDeps, nil
 }
