@@ -714,6 +714,18 @@ var rules = []*rule{
 			{title: rx(`kernel BUG at (.*)`), tmpl: "kernel BUG in %[2]v", stack: ripOrCallTrace("^skb_")},
 		},
 	},
+	// Not in syzbot's tables: the NMI watchdog's hard lockup report, named
+	// like the soft lockup.
+	{
+		kind:   "hard-lockup",
+		header: "Watchdog detected hard LOCKUP",
+		formats: []*format{{
+			title: rx(`Watchdog detected hard LOCKUP on cpu`),
+			tmpl:  "BUG: hard lockup in %[1]v",
+			alt:   []string{"stall in %[1]v"},
+			stack: &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, altSteps: []*regexp.Regexp{callTrace, traceHere}, pick: pickStallFrame},
+		}},
+	},
 	{kind: "kernel-bug2", header: "Kernel BUG", formats: []*format{{title: rx(`Kernel BUG (.*)`), tmpl: "kernel BUG %[1]v"}}},
 	{kind: "slab", header: "BUG kmalloc-", formats: []*format{{title: rx(`BUG kmalloc-.*: Object already free`), tmpl: "BUG: Object already free"}}},
 	{kind: "divide", header: "divide error:", formats: []*format{{title: rx(`divide error: `), tmpl: "divide error in %[1]v", stack: &stackSpec{steps: []*regexp.Regexp{ripFrame}}}}},

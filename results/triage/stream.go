@@ -101,6 +101,7 @@ const (
 // A Stream is not safe for concurrent use.
 type Stream struct {
 	line    int
+	booted  bool       // the kernel's boot banner has been seen
 	open    []*pending // oldest first
 	tailEnd map[string]int
 }
@@ -165,6 +166,19 @@ func (s *Stream) feed(line []byte) []Report {
 		}
 	}
 	ctx, body, questionable := splitPrefix(line)
+	if ctx != "" && bytes.HasPrefix(body, []byte("Linux version ")) && bytes.Contains(line, []byte(" 0.000000]")) {
+		// The boot banner, printed at time zero: a second one means the
+		// machine rebooted without a report saying why.
+		if s.booted {
+			out = append(out, s.Flush()...)
+			out = append(out, Report{
+				Title: "unexpected kernel reboot", AltTitles: []string{}, Type: TypeReboot,
+				Frames: []string{}, StartLine: s.line, EndLine: s.line, Report: string(body) + "\n",
+			})
+		}
+		s.booted = true
+		return out
+	}
 	key := groupOf(ctx)
 	r := headerRule(line)
 	mid := r != nil && anyMatch(line, midReportHeaders)

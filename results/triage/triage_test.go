@@ -333,3 +333,48 @@ func TestDemangle(t *testing.T) {
 		}
 	}
 }
+
+// TestMoreClasses covers report classes the corpora lack: Lustre's bare
+// LBUG, the NMI watchdog's hard lockup, and a reboot seen as a second boot
+// banner.
+func TestMoreClasses(t *testing.T) {
+	tests := []struct {
+		name, log, title, typ string
+	}{
+		{"lbug", `[  100.000001] LustreError: 4242:0:(ldlm_lock.c:1234:ldlm_lock_destroy()) LBUG
+[  100.000002] Pid: 4242, comm: ldlm_bl_01 6.1.0 #1 SMP
+[  100.000003] Call Trace:
+[  100.000004]  libcfs_call_trace+0x6f/0xa0 [libcfs]
+[  100.000005]  lbug_with_loc+0x3f/0x70 [libcfs]
+[  100.000006]  ldlm_lock_destroy+0x1f0/0x200 [ptlrpc]
+[  100.000007]  ldlm_cli_cancel+0x21/0x40 [ptlrpc]
+[  100.000008] Kernel panic - not syncing: LBUG
+`, "LBUG in ldlm_lock_destroy", "LBUG"},
+		{"hard-lockup", `[  50.000001] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1
+[  50.000002] Modules linked in: lustre(O)
+[  50.000003] CPU: 1 PID: 77 Comm: ll_ost00_001 Not tainted 6.1.0 #1
+[  50.000004] RIP: 0010:native_queued_spin_lock_slowpath+0x60/0x1e0
+[  50.000005] Call Trace:
+[  50.000006]  <NMI>
+[  50.000007]  </NMI>
+[  50.000008]  <TASK>
+[  50.000009]  _raw_spin_lock+0x30/0x40
+[  50.000010]  ofd_commitrw+0x10/0x90 [ofd]
+[  50.000011]  tgt_brw_write+0x10/0x90 [ptlrpc]
+[  50.000012]  kthread+0xc4/0xcc
+[  50.000013]  ret_from_fork+0x1f/0x30
+[  50.000014]  </TASK>
+`, "BUG: hard lockup in tgt_brw_write", "HANG"},
+		{"reboot", `[    0.000000] Linux version 6.1.0 (gcc) #1 SMP
+[    1.000000] Run /init as init process
+some output
+[    0.000000] Linux version 6.1.0 (gcc) #1 SMP
+`, "unexpected kernel reboot", "REBOOT"},
+	}
+	for _, tc := range tests {
+		reps := Parse([]byte(tc.log))
+		if len(reps) != 1 || reps[0].Title != tc.title || reps[0].Type != tc.typ {
+			t.Errorf("%s: got %q, want one %q of type %s", tc.name, titles(reps), tc.title, tc.typ)
+		}
+	}
+}

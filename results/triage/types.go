@@ -72,7 +72,7 @@ var typeTable = []struct {
 	{TypeWarning, []string{"WARNING in"}},
 	{TypeUnknown, []string{"BUG: stack guard page was hit in", "WARNING: corrupted",
 		"WARNING: kernel stack frame pointer has bad value", "WARNING: kernel stack regs has bad"}},
-	{TypeHang, []string{"BUG: soft lockup in", "INFO: rcu detected stall in", "INFO: task can't die in", "INFO: task hung in"}},
+	{TypeHang, []string{"BUG: soft lockup in", "BUG: hard lockup in", "INFO: rcu detected stall in", "INFO: task can't die in", "INFO: task hung in"}},
 	{TypeDoS, []string{
 		"Alignment trap in", "BUG: Object already free", "Internal error in", "PANIC: double fault",
 		"Unhandled fault in", "VFS: Busy inodes after unmount (use-after-free)",
