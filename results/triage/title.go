@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // keyFrame is a guilty frame as used in a title (syscall prefixes
@@ -256,34 +257,75 @@ step:
 	return keys, firstTrace, ok
 }
 
-// frameMatch returns the submatches of the first frame pattern matching ln.
+// frameMatch returns the submatches of the first frame pattern matching ln:
+// the whole match and the function name(s).
 func frameMatch(ln []byte) [][]byte {
-	if !maybeFrame(ln) {
-		return nil
+	if name, ok := plainFrame(ln); ok {
+		return [][]byte{ln, name}
 	}
-	for _, re := range frameLines {
-		if m := re.FindSubmatch(ln); m != nil {
-			return m
-		}
+	if bytes.Contains(ln, []byte(") from ")) {
+		return frameLines[1].FindSubmatch(ln)
 	}
 	return nil
 }
 
-// maybeFrame is a cheap test that ln could match frameLines: after leading
-// spaces and bracketed addresses comes an identifier followed by '.' or '+'.
-func maybeFrame(ln []byte) bool {
+// plainFrame matches frameLines[0], `^ *(?:PC ){0,2}FUNC`, by hand: spaces,
+// up to two bracketed addresses each followed by a space, then a function
+// name followed by '.' or '+'.
+func plainFrame(ln []byte) ([]byte, bool) {
 	i := 0
 	for i < len(ln) && ln[i] == ' ' {
 		i++
 	}
-	if i < len(ln) && ln[i] == '[' {
-		return true
+	for rep := 0; rep < 2; rep++ {
+		j, ok := bracketedPC(ln, i)
+		if !ok || j >= len(ln) || ln[j] != ' ' {
+			break
+		}
+		i = j + 1
 	}
-	j := i
-	for j < len(ln) && isIdent(ln[j]) {
-		j++
+	s := i
+	for i < len(ln) && isIdent(ln[i]) {
+		i++
 	}
-	return j > i && j < len(ln) && (ln[j] == '.' || ln[j] == '+')
+	if i > s && i < len(ln) && (ln[i] == '.' || ln[i] == '+') {
+		return ln[s:i], true
+	}
+	return nil, false
+}
+
+// bracketedPC matches `\[\<?(?:0x)?[0-9a-f]+\>?\]` at ln[i:] and returns
+// the index after it.
+func bracketedPC(ln []byte, i int) (int, bool) {
+	if i >= len(ln) || ln[i] != '[' {
+		return 0, false
+	}
+	i++
+	if i < len(ln) && ln[i] == '<' {
+		i++
+	}
+	rest := func(j int) (int, bool) {
+		h := j
+		for j < len(ln) && isHex(ln[j]) {
+			j++
+		}
+		if j == h {
+			return 0, false
+		}
+		if j < len(ln) && ln[j] == '>' {
+			j++
+		}
+		if j < len(ln) && ln[j] == ']' {
+			return j + 1, true
+		}
+		return 0, false
+	}
+	if i+1 < len(ln) && ln[i] == '0' && ln[i+1] == 'x' {
+		if j, ok := rest(i + 2); ok {
+			return j, true
+		}
+	}
+	return rest(i)
 }
 
 func isIdent(c byte) bool {
@@ -308,7 +350,8 @@ func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
 
 // skipCache remembers which function names a skip expression matched:
 // names repeat across reports and the expressions are long alternations.
-var skipCache = &frameSkipCache{m: map[skipKey]bool{}}
+// It is cleared when it grows past maxSkipCache entries.
+var skipCache frameSkipCache
 
 type skipKey struct {
 	re   *regexp.Regexp
@@ -316,27 +359,23 @@ type skipKey struct {
 }
 
 type frameSkipCache struct {
-	mu sync.Mutex
-	m  map[skipKey]bool
+	m sync.Map // skipKey -> bool
+	n atomic.Int64
 }
 
 const maxSkipCache = 1 << 16
 
 func (c *frameSkipCache) skipped(re *regexp.Regexp, name string) bool {
 	k := skipKey{re, name}
-	c.mu.Lock()
-	v, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
-		return v
+	if v, ok := c.m.Load(k); ok {
+		return v.(bool)
 	}
-	v = re.MatchString(name)
-	c.mu.Lock()
-	if len(c.m) >= maxSkipCache {
-		clear(c.m)
+	v := re.MatchString(name)
+	if c.n.Add(1) > maxSkipCache {
+		c.m.Clear()
+		c.n.Store(0)
 	}
-	c.m[k] = v
-	c.mu.Unlock()
+	c.m.Store(k, v)
 	return v
 }
 

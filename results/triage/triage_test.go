@@ -378,3 +378,20 @@ some output
 		}
 	}
 }
+
+// TestPlainFrameMatchesRegexp: the hand-written frame matcher agrees with
+// the frame expression on every line of the corpus and on edge cases.
+func TestPlainFrameMatchesRegexp(t *testing.T) {
+	lines := []string{"[<0>] f+0x1", "[0x] f+1", "[<0x12>] [<34>] g.isra.1+0x", " [<ff>]  f+0x", "f", "  ? f+0x1", "[<ab>] [<cd>] [<ef>] f+0x1", "[<ab>]f+0x"}
+	for _, c := range corpusCases(t) {
+		lines = append(lines, strings.Split(string(c.log), "\n")...)
+	}
+	for _, ln := range lines {
+		_, body, _ := splitPrefix([]byte(ln))
+		m := frameLines[0].FindSubmatch(body)
+		name, ok := plainFrame(body)
+		if (m != nil) != ok || ok && string(m[1]) != string(name) {
+			t.Errorf("%q: regexp %q, hand-written %q %v", body, m, name, ok)
+		}
+	}
+}
