@@ -2,6 +2,7 @@ package triage
 
 import (
 	"bytes"
+	"math/bits"
 	"regexp"
 	"sort"
 	"strings"
@@ -338,13 +339,11 @@ func containsAny(line []byte, subs []string) bool {
 
 // headerRule returns the rule whose header starts a report on line.
 func headerRule(line []byte) *rule {
-	if !mayHaveHeader(line) {
-		return nil
-	}
-	for _, r := range rules {
-		if !bytes.Contains(line, []byte(r.header)) {
-			continue
-		}
+	found := headerIndex.scan(line)
+	for found != 0 {
+		i := bits.TrailingZeros64(found)
+		found &^= 1 << i
+		r := rules[i]
 		if r.require != nil && !r.require.Match(line) {
 			continue
 		}
@@ -356,29 +355,36 @@ func headerRule(line []byte) *rule {
 	return nil
 }
 
-// mayHaveHeader is a cheap filter: every header contains a ':' or one of
-// headersWithoutColon.
-func mayHaveHeader(line []byte) bool {
-	if bytes.IndexByte(line, ':') >= 0 {
-		return true
-	}
-	for _, h := range headersWithoutColon {
-		if bytes.Contains(line, h) {
-			return true
-		}
-	}
-	return false
+// headerTable finds which rule headers occur in a line in one pass over
+// it: byFirst lists, for each byte, the rules whose header starts with it.
+type headerTable struct {
+	byFirst [256][]int
 }
 
-var headersWithoutColon = func() [][]byte {
-	var out [][]byte
-	for _, r := range rules {
-		if !strings.Contains(r.header, ":") {
-			out = append(out, []byte(r.header))
+var headerIndex = func() *headerTable {
+	if len(rules) > 64 {
+		panic("triage: more than 64 rules")
+	}
+	t := &headerTable{}
+	for i, r := range rules {
+		c := r.header[0]
+		t.byFirst[c] = append(t.byFirst[c], i)
+	}
+	return t
+}()
+
+// scan returns the set of rules (bit i for rules[i]) whose header is in line.
+func (t *headerTable) scan(line []byte) uint64 {
+	var found uint64
+	for i, c := range line {
+		for _, ri := range t.byFirst[c] {
+			if found&(1<<ri) == 0 && bytes.HasPrefix(line[i:], []byte(rules[ri].header)) {
+				found |= 1 << ri
+			}
 		}
 	}
-	return out
-}()
+	return found
+}
 
 // Console line prefixes: "<6>[   12.345678][ T123] text". The context is
 // the caller id ("[ T123]", "[ C1]") when printed, "console" when only a
