@@ -29,3 +29,13 @@ func FuzzStream(f *testing.F) {
 		check(s.Flush())
 	})
 }
+
+// FuzzDemangle: arbitrary symbols neither panic nor hang the demanglers.
+func FuzzDemangle(f *testing.F) {
+	f.Add("_RNvXs1_CscPPBqWtAqum_11ashmem_rustNtB5_6AshmemNtNtCs43vyB533jt3_6kernel10miscdevice10MiscDevice4mmap")
+	f.Add("_ZN2ns4funcEv")
+	f.Add("_RINvB0_1aB0_E")
+	f.Fuzz(func(t *testing.T, sym string) {
+		demangle(sym)
+	})
+}

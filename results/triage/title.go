@@ -379,10 +379,13 @@ func (c *frameSkipCache) skipped(re *regexp.Regexp, name string) bool {
 	return v
 }
 
-// demangle turns a simple Itanium C++ symbol ("_Z8fakeNameiii",
+// demangle turns a Rust v0 symbol (see demangleRust) or a simple Itanium C++ symbol ("_Z8fakeNameiii",
 // "_ZN2ns4funcEv") into its name without parameters ("fakeName",
 // "ns::func"); anything else is returned as is.
 func demangle(sym string) string {
+	if r, ok := demangleRust(sym); ok {
+		return r
+	}
 	if !strings.HasPrefix(sym, "_Z") {
 		return sym
 	}

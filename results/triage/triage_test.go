@@ -327,6 +327,11 @@ func TestDemangle(t *testing.T) {
 	for in, want := range map[string]string{
 		"_Z8fakeNameiii": "fakeName", "_ZN2ns4funcEv": "ns::func", "_Z": "_Z",
 		"_Z99x": "_Z99x", "do_sys_open": "do_sys_open", "_ZN2nsE": "ns", "_ZN2ns": "_ZN2ns",
+		"_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind":                                                        "__rustc::rust_begin_unwind",
+		"_RNvNtNtCs9jEwPDbx20M_4core9panicking11panic_const24panic_const_sub_overflow":                          "core::panicking::panic_const::panic_const_sub_overflow",
+		"_RNvMs3_NtCshgDM7dBCdno_11rust_binder7processNtB5_7Process10update_ref":                                "<rust_binder::process::Process>::update_ref",
+		"_RNvXs1_CscPPBqWtAqum_11ashmem_rustNtB5_6AshmemNtNtCs43vyB533jt3_6kernel10miscdevice10MiscDevice4mmap": "<ashmem_rust::Ashmem as kernel::miscdevice::MiscDevice>::mmap",
+		"_RNvB0_1x": "_RNvB0_1x", "_R": "_R", "_RIC1aE": "a", "_RINvC1a1bpE": "a::b::<_>",
 	} {
 		if got := demangle(in); got != want {
 			t.Errorf("demangle(%q) = %q, want %q", in, got, want)
