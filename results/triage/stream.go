@@ -107,7 +107,13 @@ type Stream struct {
 	tailEnd map[string]int
 }
 
-const maxOpenPerContext = 4
+// Bounds on open reports: per task or CPU, and in all; past them the
+// oldest is finished.
+const (
+	maxOpenPerContext = 4
+	maxOpen           = 64
+	maxTails          = 1024
+)
 
 // NewStream returns a Stream at line 0.
 func NewStream() *Stream {
@@ -193,7 +199,7 @@ func (s *Stream) feed(line []byte) []Report {
 		} else if len(same) >= maxOpenPerContext {
 			out = append(out, s.finish(same[0])...)
 		}
-		s.start(key, ctx, r, body)
+		out = append(out, s.start(key, ctx, r, body)...)
 		if key == "" {
 			return out
 		}
@@ -201,7 +207,7 @@ func (s *Stream) feed(line []byte) []Report {
 		// of this task that are still open.
 	case r != nil && mid && len(s.openFor(key)) == 0:
 		if s.line > s.tailEnd[key] {
-			s.start(key, ctx, r, body)
+			out = append(out, s.start(key, ctx, r, body)...)
 		}
 		return out // else a consequence of the report just finished
 	case r == nil && containsAny(line, infoWithStack):
@@ -221,10 +227,25 @@ func (s *Stream) feed(line []byte) []Report {
 		p.add(body, s.line)
 		if p.full || isTerminator(body) || p.dumpOnly && bytes.Equal(bytes.TrimSpace(body), []byte("</TASK>")) {
 			out = append(out, s.finish(p)...)
-			s.tailEnd[p.key] = s.line + tailLines
+			s.setTail(p.key)
 		}
 	}
 	return out
+}
+
+// setTail opens the window in which panic lines of key's context are a
+// finished report's consequences; expired windows are dropped.
+func (s *Stream) setTail(key string) {
+	if len(s.tailEnd) >= maxTails {
+		for k, end := range s.tailEnd {
+			if end < s.line {
+				delete(s.tailEnd, k)
+			}
+		}
+	}
+	if len(s.tailEnd) < maxTails {
+		s.tailEnd[key] = s.line + tailLines
+	}
 }
 
 func (s *Stream) openFor(key string) []*pending {
@@ -237,7 +258,11 @@ func (s *Stream) openFor(key string) []*pending {
 	return out
 }
 
-func (s *Stream) start(key, ctx string, r *rule, body []byte) {
+func (s *Stream) start(key, ctx string, r *rule, body []byte) []Report {
+	var out []Report
+	if len(s.open) >= maxOpen {
+		out = s.finish(s.open[0])
+	}
 	p := &pending{rule: r, key: key, ctx: ctx, start: s.line, end: s.line, minLines: 22, awaitCheck: true}
 	if bytes.Contains(body, []byte("BUG: KMSAN:")) {
 		p.minLines = 16
@@ -247,6 +272,7 @@ func (s *Stream) start(key, ctx string, r *rule, body []byte) {
 	p.lines = 1
 	p.dumpOnly = anyMatch(body, dumpStackReports)
 	s.open = append(s.open, p)
+	return out
 }
 
 func (s *Stream) drop(p *pending) {

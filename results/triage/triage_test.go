@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -398,5 +399,32 @@ func TestPlainFrameMatchesRegexp(t *testing.T) {
 		if (m != nil) != ok || ok && string(m[1]) != string(name) {
 			t.Errorf("%q: regexp %q, hand-written %q %v", body, m, name, ok)
 		}
+	}
+}
+
+// TestStreamBounds: however many tasks start reports and however long a
+// report runs, the stream holds a bounded number of bounded reports.
+func TestStreamBounds(t *testing.T) {
+	s := NewStream()
+	for i := 0; i < 10000; i++ {
+		s.Feed(fmt.Sprintf("[    1.%06d][ T%d] WARNING: CPU: 0 PID: %d at fs/a.c:1 f+0x1/0x2", i, i, i))
+		s.Feed(fmt.Sprintf("[    1.%06d][ T%d] ---[ end trace 0000000000000000 ]---", i, i+50000))
+		if len(s.open) > maxOpen || len(s.tailEnd) > maxTails {
+			t.Fatalf("after %d tasks: %d open reports, %d tails", i, len(s.open), len(s.tailEnd))
+		}
+	}
+	s = NewStream()
+	s.Feed("[    1.0] BUG: soft lockup - CPU#0 stuck for 22s! [a:1]")
+	n := 0
+	for i := 0; i < 100000; i++ {
+		n += len(s.Feed("[    1.1]  f+0x1/0x2 " + strings.Repeat("x", 100)))
+		for _, p := range s.open {
+			if len(p.text) > maxReportBytes+maxLineBytes {
+				t.Fatalf("report text grew to %d bytes", len(p.text))
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("an endless report was never cut")
 	}
 }
