@@ -73,11 +73,26 @@ func Init() {
 		fail(err)
 	}
 	params := parseCmdline(string(cmdline))
-	if err := loadModules("/etc/kregress/modules", logf); err != nil {
+	// Bring the network up as soon as its NIC exists, before the modules
+	// that need it (an LNet stack configures its interfaces at load).
+	netUp := false
+	netReady := func() error {
+		if netUp {
+			return nil
+		}
+		if _, err := os.Stat("/sys/class/net/eth0"); err != nil {
+			return nil
+		}
+		netUp = true
+		return setupNetwork()
+	}
+	if err := loadModules("/etc/kregress/modules", netReady); err != nil {
 		fail(err)
 	}
-	if err := setupNetwork(); err != nil {
-		fail(err)
+	if !netUp {
+		if err := setupNetwork(); err != nil {
+			fail(err)
+		}
 	}
 	key := params["kregress.key"]
 	if key == "" {
@@ -146,7 +161,9 @@ func parseCmdline(s string) map[string]string {
 
 // loadModules loads, in order, the modules listed one per line in list,
 // as a path optionally followed by a space and the module's parameters. A module the kernel already has (EEXIST) is fine.
-func loadModules(list string, logf func(string, ...any)) error {
+// Before each module, and after the last, it calls between, which may
+// act on what the modules so far brought (the network).
+func loadModules(list string, between func() error) error {
 	f, err := os.Open(list)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -162,11 +179,17 @@ func loadModules(list string, logf func(string, ...any)) error {
 		if p == "" {
 			continue
 		}
+		if err := between(); err != nil {
+			return err
+		}
 		if err := loadModule(p, params); err != nil {
 			return err
 		}
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return between()
 }
 
 func loadModule(path, params string) error {

@@ -47,6 +47,11 @@ type Spec struct {
 	// Modules, each after the modules its .modinfo says it depends on;
 	// in-kernel modules they depend on are resolved from ModulesDir.
 	ExtraModules []string
+	// KernelRelease ("6.1.0-56-amd64") places the modules under
+	// /lib/modules/<release>/ with a modules.dep, so that the kernel's own
+	// request_module() finds them through /sbin/modprobe (busybox); ""
+	// puts them under /lib/modules/ with no modprobe support.
+	KernelRelease string
 	// ModuleParams gives load-time parameters by module name, e.g.
 	// "lnet": "networks=tcp0(eth0) accept_port=988".
 	ModuleParams map[string]string
@@ -155,25 +160,59 @@ func plan(spec Spec) ([]entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	guestDir := "/lib/modules"
+	if spec.KernelRelease != "" {
+		guestDir = "/lib/modules/" + spec.KernelRelease
+	}
+	depLines := map[string][]string{} // guest file -> its dependencies' guest files (relative)
 	wanted := append(append([]string{}, spec.Modules...), kernelDeps...)
 	if len(wanted) > 0 {
 		if spec.ModulesDir == "" {
 			return nil, fmt.Errorf("images: modules %v requested but no modules directory given", wanted)
 		}
-		paths, err := ResolveModules(spec.ModulesDir, wanted)
+		paths, deps, err := resolveModulesWithDeps(spec.ModulesDir, wanted)
 		if err != nil {
 			return nil, err
 		}
 		for _, rel := range paths {
-			g := "/lib/modules/" + filepath.Base(rel)
+			g := guestDir + "/" + filepath.Base(rel)
 			es = append(es, entry{guest: g, host: filepath.Join(spec.ModulesDir, rel), mode: 0o644})
 			loadOrder = append(loadOrder, g)
+			for _, d := range deps[rel] {
+				depLines[g] = append(depLines[g], filepath.Base(d))
+			}
 		}
 	}
+	byName := map[string]string{}
+	for _, g := range loadOrder {
+		byName[moduleName(g)] = filepath.Base(g)
+	}
 	for _, ko := range extras {
-		g := "/lib/modules/" + filepath.Base(ko)
+		byName[moduleName(ko)] = filepath.Base(ko)
+	}
+	for _, ko := range extras {
+		g := guestDir + "/" + filepath.Base(ko)
 		es = append(es, entry{guest: g, host: ko, mode: 0o644})
 		loadOrder = append(loadOrder, g)
+		ds, _ := ModuleDepends(ko)
+		for _, d := range ds {
+			if f, ok := byName[d]; ok {
+				depLines[g] = append(depLines[g], f)
+			}
+		}
+	}
+	if spec.KernelRelease != "" && len(loadOrder) > 0 {
+		var dep strings.Builder
+		for _, g := range loadOrder {
+			fmt.Fprintf(&dep, "%s:", filepath.Base(g))
+			for _, d := range depLines[g] {
+				fmt.Fprintf(&dep, " %s", d)
+			}
+			dep.WriteString("\n")
+		}
+		es = append(es,
+			entry{guest: guestDir + "/modules.dep", data: []byte(dep.String()), mode: 0o644},
+			entry{guest: "/sbin/modprobe", link: "/bin/busybox"})
 	}
 	for i, g := range loadOrder {
 		if p := spec.ModuleParams[moduleName(g)]; p != "" {

@@ -16,10 +16,17 @@ import (
 // once. A name that modules.builtin lists is built into the kernel and needs
 // no file. Dashes and underscores in names are equivalent, as for modprobe.
 func ResolveModules(modulesDir string, names []string) ([]string, error) {
+	order, _, err := resolveModulesWithDeps(modulesDir, names)
+	return order, err
+}
+
+// resolveModulesWithDeps is ResolveModules that also returns each module's
+// direct dependencies, as modules.dep lists them.
+func resolveModulesWithDeps(modulesDir string, names []string) ([]string, map[string][]string, error) {
 	depPath := filepath.Join(modulesDir, "modules.dep")
 	f, err := os.Open(depPath)
 	if err != nil {
-		return nil, fmt.Errorf("images: resolve modules %v: %w", names, err)
+		return nil, nil, fmt.Errorf("images: resolve modules %v: %w", names, err)
 	}
 	defer f.Close()
 	deps := map[string][]string{} // rel path -> deps (rel paths)
@@ -36,7 +43,7 @@ func ResolveModules(modulesDir string, names []string) ([]string, error) {
 		byName[moduleName(mod)] = mod
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("images: read %s: %w", depPath, err)
+		return nil, nil, fmt.Errorf("images: read %s: %w", depPath, err)
 	}
 	builtin := map[string]bool{}
 	if data, err := os.ReadFile(filepath.Join(modulesDir, "modules.builtin")); err == nil {
@@ -72,13 +79,13 @@ func ResolveModules(modulesDir string, names []string) ([]string, error) {
 			if builtin[key] {
 				continue
 			}
-			return nil, fmt.Errorf("images: module %q is neither in %s nor built in", n, depPath)
+			return nil, nil, fmt.Errorf("images: module %q is neither in %s nor built in", n, depPath)
 		}
 		if err := visit(rel, nil); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return order, nil
+	return order, deps, nil
 }
 
 // moduleName turns "kernel/drivers/net/virtio_net.ko.xz" into "virtio_net".

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,26 @@ type Spec struct {
 	OnLine func(runner.Line)
 	// Symbolizer, if set, turns crash stack frames into file:line.
 	Symbolizer *symbolize.Symbolizer
+	// Lustre configures the simulated server for suites whose target is
+	// lustre.
+	Lustre LustreSpec
+}
+
+// LustreSpec is what a lustre-target run needs: the client's modules for
+// the guest kernel and the namespace the simulated server serves.
+type LustreSpec struct {
+	// Modules are the Lustre client's .ko files (libcfs, lnet, ksocklnd,
+	// obdclass, ptlrpc, ..., lustre), built for the guest kernel; they are
+	// loaded in .modinfo dependency order.
+	Modules []string
+	// FSName is the filesystem name; default "testfs".
+	FSName string
+	// TreeFile (YAML) or Generate ("dirs=10,files=100") builds the
+	// namespace; neither gives an empty root.
+	TreeFile string
+	Generate string
+	// FaultsFile holds initial fault rules (YAML).
+	FaultsFile string
 }
 
 // netModules are the modules a distribution kernel keeps outside the image
@@ -126,6 +147,8 @@ type run struct {
 	dir  *results.Dir
 	res  *results.Result
 	inst *runner.Instance
+	// lustre is the simulated server of a lustre-target run.
+	lustre *lustreRun
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -138,7 +161,7 @@ func (r *run) do(ctx context.Context) error {
 		return err
 	}
 	r.res.Release = rel
-	img := images.Spec{ExtraModules: spec.ExtraModules, ExtraDir: spec.InitrdExtra, Files: map[string]string{}}
+	img := images.Spec{ExtraModules: spec.ExtraModules, ExtraDir: spec.InitrdExtra, Files: map[string]string{}, KernelRelease: rel}
 	modDir := spec.ModulesDir
 	if modDir == "" {
 		if _, err := os.Stat(filepath.Join("/lib/modules", rel, "modules.dep")); err == nil {
@@ -153,6 +176,12 @@ func (r *run) do(ctx context.Context) error {
 	}
 	if spec.Suite.File != "" && !strings.HasPrefix(spec.Suite.File, "builtin:") {
 		img.Files["/etc/kregress/suite.yaml"] = spec.Suite.File
+	}
+	if spec.Suite.Target == suites.TargetLustre {
+		if err := r.startLustre(ctx, &img); err != nil {
+			return err
+		}
+		defer r.lustre.Close()
 	}
 	spec.Progress("image: packing agent, busybox and modules")
 	agentBin, err := images.AgentBinary(ctx, filepath.Join(spec.CacheDir, "agent"))
@@ -256,8 +285,12 @@ func (r *run) finish(ctx context.Context) {
 }
 
 // guestEnv is prefixed to every suite command.
-func guestEnv() string {
-	return fmt.Sprintf("export KREGRESS_MNT=%s; cd %s || exit 125; ", suites.Mount, suites.Mount)
+func (r *run) guestEnv() string {
+	env := fmt.Sprintf("export KREGRESS_MNT=%s; ", suites.Mount)
+	if r.lustre != nil {
+		env += fmt.Sprintf("export KREGRESS_LUSTRE_CTL=http://%s:%d; ", guestHostAddr, r.lustre.ControlAddr().(*net.TCPAddr).Port)
+	}
+	return env + fmt.Sprintf("cd %s || exit 125; ", suites.Mount)
 }
 
 func (r *run) runSuite(ctx context.Context) {
@@ -271,15 +304,14 @@ func (r *run) runSuite(ctx context.Context) {
 	case suites.TargetNone:
 		prep = fmt.Sprintf("mkdir -p %s", suites.Mount)
 	case suites.TargetLustre:
-		r.skipAll("the lustre target needs a job with the simulated server")
-		return
+		prep = r.lustreMount()
 	}
-	if out, err := inst.Run(ctx, prep, nil, time.Minute); err != nil || out.ExitCode != 0 {
+	if out, err := inst.Run(ctx, prep, nil, 3*time.Minute); err != nil || out.ExitCode != 0 {
 		r.skipAll(fmt.Sprintf("target %s set-up failed: %v %s", s.Target, err, out.Stderr))
 		return
 	}
 	if s.Setup != "" {
-		out, err := inst.Run(ctx, guestEnv()+s.Setup, nil, s.Timeout)
+		out, err := inst.Run(ctx, r.guestEnv()+s.Setup, nil, s.Timeout)
 		if err != nil || out.ExitCode != 0 {
 			r.skipAll(fmt.Sprintf("suite setup failed (exit %d): %v %s", out.ExitCode, err, out.Stderr))
 			return
@@ -295,7 +327,7 @@ func (r *run) runSuite(ctx context.Context) {
 	}
 	if s.Teardown != "" {
 		if o, _ := inst.Outcome(); o == runner.OutcomeRunning {
-			inst.Run(ctx, guestEnv()+s.Teardown, nil, s.Timeout)
+			inst.Run(ctx, r.guestEnv()+s.Teardown, nil, s.Timeout)
 		}
 	}
 }
@@ -308,9 +340,9 @@ func (r *run) skipAll(why string) {
 }
 
 // command is the guest shell command of one test.
-func command(t suites.Test) string {
+func (r *run) command(t suites.Test) string {
 	var b strings.Builder
-	b.WriteString(guestEnv())
+	b.WriteString(r.guestEnv())
 	if t.Setup != "" {
 		fmt.Fprintf(&b, "( %s ) || exit 124; ", t.Setup)
 	}
@@ -364,7 +396,7 @@ func (r *run) runTest(ctx context.Context, t suites.Test) results.Test {
 	if t.Workload != "" {
 		w = io.MultiWriter(f, metrics)
 	}
-	res, err := r.inst.RunStream(ctx, command(t), nil, w, f, t.Timeout)
+	res, err := r.inst.RunStream(ctx, r.command(t), nil, w, f, t.Timeout)
 	out.Seconds = res.Duration.Seconds()
 	out.ExitCode = res.ExitCode
 	if t.Workload != "" {

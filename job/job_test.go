@@ -2,7 +2,9 @@ package job
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kregress/kregress/results"
@@ -65,6 +67,43 @@ func TestWorkloadsOnTmpfs(t *testing.T) {
 		}
 		if ops, _ := tt.Metrics["ops"].(float64); ops <= 0 {
 			t.Errorf("%s: no operations counted", tt.Name)
+		}
+	}
+}
+
+// TestLustreSanityRealClient mounts the simulated Lustre server from a
+// real Lustre client in the guest. The client's modules are not part of
+// this repository (build lustre-release's client against the guest
+// kernel's headers); point KREGRESS_LUSTRE_MODULES at their folder.
+func TestLustreSanityRealClient(t *testing.T) {
+	mods := os.Getenv("KREGRESS_LUSTRE_MODULES")
+	if mods == "" {
+		t.Skip("KREGRESS_LUSTRE_MODULES is not set: no real Lustre client modules to test with")
+	}
+	kernel := debianKernel(t)
+	kos, _ := filepath.Glob(filepath.Join(mods, "*.ko"))
+	if len(kos) == 0 {
+		t.Fatalf("no .ko files in %s", mods)
+	}
+	s, err := suites.Load("lustre-sanity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, dir, err := Run(context.Background(), Spec{Kernel: kernel, Suite: s, Out: t.TempDir(),
+		Lustre: LustreSpec{Modules: kos}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range res.Tests {
+		t.Logf("%-20s %s %.1fs %s", tt.Name, tt.Status, tt.Seconds, tt.Message)
+	}
+	if res.Status != results.StatusPass {
+		t.Fatalf("status %s: %s (run dir %s)", res.Status, res.Reason, dir)
+	}
+	rpcs, _ := os.ReadFile(filepath.Join(dir, "lustre-rpcs.log"))
+	for _, op := range []string{"MGS_CONNECT", "MDS_CONNECT", "MDS_GET_ROOT", "LDLM_ENQUEUE", "MDS_READPAGE", "MDS_DISCONNECT"} {
+		if !strings.Contains(string(rpcs), "rpc "+op+" ") {
+			t.Errorf("the server never saw %s", op)
 		}
 	}
 }

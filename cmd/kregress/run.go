@@ -67,6 +67,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	noOutput := fs.Duration("no-output-timeout", 0, "end the run when the console is silent this long (0: never)")
 	fs.Var(&modules, "load", "kernel `module` from the kernel's module tree to load at boot (repeatable)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
+	lustreMods := fs.String("lustre-modules", "", "`DIR` of Lustre client .ko files built for this kernel (for suites whose target is lustre)")
+	lustreTree := fs.String("lustre-tree", "", "YAML `FILE` describing the simulated Lustre server's namespace")
+	lustreGen := fs.String("lustre-generate", "", "generate the simulated server's namespace: `SPEC` like dirs=10,files=100 (default "+job.DefaultLustreTree+")")
+	lustreFaults := fs.String("lustre-faults", "", "YAML `FILE` of fault rules for the simulated server")
 	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -115,6 +119,15 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
+	var lustre job.LustreSpec
+	if *lustreMods != "" {
+		kos, _ := filepath.Glob(filepath.Join(*lustreMods, "*.ko"))
+		if len(kos) == 0 {
+			fmt.Fprintf(stderr, "kregress run: --lustre-modules %s holds no .ko files\n", *lustreMods)
+			return exitInfra
+		}
+		lustre = job.LustreSpec{Modules: kos, TreeFile: *lustreTree, Generate: *lustreGen, FaultsFile: *lustreFaults}
+	}
 	prog := newProgress(stderr, *verbose)
 	var modDir string
 	var sym *symbolize.Symbolizer
@@ -167,7 +180,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
 				Append: *appendArgs, Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
 				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym,
+				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, Lustre: lustre,
 				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
 			})
 			outs[idx] = outcome{res, dir, err}
