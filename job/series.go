@@ -498,3 +498,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n-3] + "..."
 }
+
+// DemoConfigs are the config fragments of the README's demonstration:
+// the qemu-minimal, lockdep and debug-info presets and the seed series'
+// own fragment (CONFIG_SEEDFS=y), relative to the repository root.
+func DemoConfigs(repoRoot string) []string {
+	return []string{"qemu-minimal", "lockdep", "debug-info", filepath.Join(repoRoot, "examples", "seed-series", "seedfs.config")}
+}

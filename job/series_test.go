@@ -1,0 +1,85 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/suites"
+)
+
+const linuxSource = "/usr/src/linux-source-6.1.tar.xz"
+
+// TestSeriesDemo is the README's demonstration, for real: Debian's
+// linux-source-6.1 with the lockdep preset, and examples/seed-series, whose
+// third patch takes a spinlock where it should release it. Each patch is
+// built, booted and run with the seedfs suite; the first two pass and the
+// third is named as the first bad patch with a new lockdep report.
+func TestSeriesDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kernels: not in -short mode")
+	}
+	if _, err := os.Stat(linuxSource); err != nil {
+		t.Skipf("%s missing: install Debian's linux-source-6.1 (make setup)", linuxSource)
+	}
+	root, _ := filepath.Abs("..")
+	suite, err := suites.Load(filepath.Join(root, "examples", "seedfs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, dir, err := TestSeries(context.Background(), SeriesSpec{
+		Build: build.Request{
+			Source: linuxSource, Series: filepath.Join(root, "examples", "seed-series"),
+			Configs: DemoConfigs(root),
+		},
+		Suites: []*suites.Suite{suite}, PerPatch: true, Out: t.TempDir(),
+		Run:      Spec{BootTimeout: 5 * time.Minute},
+		Progress: func(f string, a ...any) { t.Logf(f, a...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	SeriesSummary(&table, res, dir)
+	t.Logf("\n%s", table.String())
+	if res.Base == nil || res.Base.Verdict != VerdictPass {
+		t.Fatalf("base: %+v", res.Base)
+	}
+	if len(res.Patches) < 3 {
+		t.Fatalf("want a verdict per patch, got %d", len(res.Patches))
+	}
+	for _, p := range res.Patches[:2] {
+		if p.Verdict != VerdictPass {
+			t.Errorf("patch %d %q: %s (%s), want pass", p.Index, p.Subject, p.Verdict, p.Message)
+		}
+	}
+	bad := res.Patches[2]
+	if bad.Verdict != VerdictCrash || len(bad.Crashes) == 0 || bad.Crashes[0].Status != "new" {
+		t.Fatalf("patch 3: %s %+v, want a new crash", bad.Verdict, bad.Crashes)
+	}
+	c := bad.Crashes[0]
+	if c.Type != "LOCKDEP" || !strings.Contains(c.Title, "seedfs_") {
+		t.Errorf("patch 3 crash: %q (%s), want a lockdep report in a seedfs function", c.Title, c.Type)
+	}
+	if res.FirstBad == nil || res.FirstBad.Index != 3 || res.FirstBad.Title != c.Title {
+		t.Errorf("first_bad %+v", res.FirstBad)
+	}
+	if res.Status != "regression" {
+		t.Errorf("status %s", res.Status)
+	}
+	symbolized := false
+	for _, f := range c.Stack {
+		symbolized = symbolized || (strings.HasPrefix(f.Func, "seedfs_") && strings.Contains(f.File, "fs/seedfs/"))
+	}
+	if !symbolized {
+		t.Errorf("no seedfs frame was symbolized to fs/seedfs/...: %+v", c.Stack)
+	}
+	if !strings.Contains(table.String(), "first bad: patch 3") || !strings.Contains(table.String(), "reproduce: kregress run --kernel") {
+		t.Errorf("summary table lacks the first bad patch or the reproduce line")
+	}
+}

@@ -1,0 +1,59 @@
+package results
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kregress/kregress/results/triage"
+)
+
+// A real console log (the stock Debian kernel crashed with sysrq) gives one
+// crash entry; the same report seen again counts, not duplicates.
+func TestCrashesFromDedups(t *testing.T) {
+	log, err := os.ReadFile("triage/testdata/kernel/sysrq-crash-debian-6.1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps := triage.Parse(log)
+	if len(reps) == 0 {
+		t.Fatal("no report in the sysrq log")
+	}
+	twice := append(append([]triage.Report{}, reps...), reps...)
+	cs := CrashesFrom(twice)
+	if len(cs) != len(CrashesFrom(reps)) {
+		t.Fatalf("deduped %d reports into %d entries", len(twice), len(cs))
+	}
+	if cs[0].Count != 2 || cs[0].Title != reps[0].Title || cs[0].StartLine != reps[0].StartLine {
+		t.Errorf("entry %+v", cs[0])
+	}
+}
+
+func TestRunDirAndResultRoundTrip(t *testing.T) {
+	root := t.TempDir()
+	d1, err := NewDir(root, "smoke/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := NewDir(root, "smoke/x")
+	if d1.Path == d2.Path || strings.Contains(filepath.Base(d1.Path), "/") {
+		t.Errorf("run dirs %s, %s", d1.Path, d2.Path)
+	}
+	r := &Result{Status: StatusPass, Accel: "tcg", Kernel: "k", BootSeconds: 1.5,
+		Tests: []Test{{Name: "a", Status: StatusPass}}, Crashes: []Crash{}}
+	if err := d1.WriteResult(r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadResult(d1.Path)
+	if err != nil || got.Status != StatusPass || got.BootSeconds != 1.5 || len(got.Tests) != 1 {
+		t.Errorf("read back %+v, %v", got, err)
+	}
+	ents, _ := os.ReadDir(d1.Path)
+	if len(ents) != 1 {
+		t.Errorf("temp files left beside result.json: %v", ents)
+	}
+	if _, err := ReadResult(t.TempDir()); err == nil {
+		t.Error("a dir without result.json read fine")
+	}
+}
