@@ -47,6 +47,7 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 	osts := fs.Int("osts", 1, "number of OSTs in the client configuration")
 	logRPCs := fs.Bool("log-rpcs", false, "log one line per RPC to stdout (opcode, xid, status, microseconds)")
 	control := fs.String("control", "127.0.0.1:0", `control API address ("off" to disable)`)
+	connDelay := fs.Duration("connect-delay", 20*time.Millisecond, "hold back *_CONNECT replies this long (0 for none; see server.Config.ConnectDelay)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -55,7 +56,10 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 		return exitInfra
 	}
 	cfg := server.Config{Listen: *listen, FSName: *fsname, NID: *nid, TreeFile: *tree, Generate: *gen,
-		FaultsFile: *faultsFile, OSTs: *osts, Log: stderr, ControlListen: *control}
+		FaultsFile: *faultsFile, OSTs: *osts, Log: stderr, ControlListen: *control, ConnectDelay: *connDelay}
+	if *connDelay == 0 {
+		cfg.ConnectDelay = -1
+	}
 	if *logRPCs {
 		cfg.LogRPCs = stdout
 	}

@@ -45,12 +45,14 @@ const (
 	// ReservedPortal carries LNet pings.
 	ReservedPortal = 0
 	// PingMatchBits are the match bits of an LNet ping GET.
-	PingMatchBits  = 0x8000000000000000
-	PingMagic      = 0x70696e67
-	niStatusUp     = 0x15aac0de
-	pingFeatBase   = 0x1
-	pingFeatStatus = 0x2
-	maxHelloIPs    = 16
+	PingMatchBits     = 0x8000000000000000
+	PingMagic         = 0x70696e67
+	niStatusUp        = 0x15aac0de
+	pingFeatBase      = 0x1
+	pingFeatStatus    = 0x2
+	pingFeatMR        = 0x8
+	pingFeatDiscovery = 0x10
+	maxHelloIPs       = 16
 )
 
 // Handle is an LNet wire handle (memory descriptor cookie pair).
@@ -276,11 +278,15 @@ func InverseConnType(t uint32) uint32 {
 }
 
 // PingInfo builds the lnet_ping_info a ping REPLY carries: 0@lo first,
-// then self, features BASE|NI_STATUS (no multi-rail, no discovery).
+// then self, with the features a modern Lustre server announces
+// (BASE|NI_STATUS|MULTI_RAIL|DISCOVERY). A client's LNet marks a server
+// peer it learnt from the configuration log as Multi-Rail before it pings,
+// and logs "Multi-Rail state vanished" if the reply says otherwise; a
+// discovery PUSH that may follow is ACKed and ignored.
 func PingInfo(self NID, seq uint32) []byte {
 	b := make([]byte, 16+2*16)
 	le.PutUint32(b[0:], PingMagic)
-	le.PutUint32(b[4:], pingFeatBase|pingFeatStatus)
+	le.PutUint32(b[4:], pingFeatBase|pingFeatStatus|pingFeatMR|pingFeatDiscovery)
 	le.PutUint32(b[8:], PIDLustre)
 	le.PutUint32(b[12:], 2)
 	le.PutUint64(b[16:], uint64(NIDLo))

@@ -81,6 +81,14 @@ type Config struct {
 	// ControlListen is the control API address; default "127.0.0.1:0".
 	// "off" disables it.
 	ControlListen string
+	// ConnectDelay holds back every *_CONNECT reply this long; default
+	// 20ms, negative for none. A lustre-release client (2.17.57) races
+	// with a server that answers MDS_CONNECT within microseconds: the mdc
+	// import turns FULL and notifies lmv before lmv_connect_mdc has
+	// recorded the export, and the client logs "lmv_notify() activation
+	// of <fsname>-MDT0000_UUID failed: -22". Real servers are never that
+	// fast.
+	ConnectDelay time.Duration
 }
 
 // Server is a running simulated Lustre server.
@@ -133,6 +141,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = os.Stderr
+	}
+	if cfg.ConnectDelay == 0 {
+		cfg.ConnectDelay = 20 * time.Millisecond
 	}
 	s := &Server{cfg: cfg, conns: map[net.Conn]struct{}{}, incarnation: uint64(time.Now().UnixNano())}
 	if cfg.NID != "" {
@@ -335,6 +346,14 @@ func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
 		return
 	}
 	act := s.faults.Match(r.Body.Opc, requestNames(r)...)
+	if isConnect(r.Body.Opc) && s.cfg.ConnectDelay > 0 {
+		if act == nil {
+			act = &faults.Action{}
+		}
+		if act.Delay < s.cfg.ConnectDelay {
+			act.Delay = s.cfg.ConnectDelay
+		}
+	}
 	if act != nil && act.Delay > 0 {
 		go func() {
 			t := time.NewTimer(act.Delay)
@@ -394,7 +413,7 @@ func (s *Server) serve(r *ptlrpc.Request, act *faults.Action) {
 	if w := s.cfg.LogRPCs; w != nil {
 		line := fmt.Sprintf("rpc %s xid=%#x from=%v portal=%d status=%d us=%d", ptlrpc.OpName(r.Body.Opc), r.XID,
 			r.Conn.Remote, r.Portal, rep.Status, time.Since(start).Microseconds())
-		if act != nil {
+		if act != nil && act.Rule != "" {
 			line += " [fault: " + act.Rule + "]"
 		}
 		if dropped {
