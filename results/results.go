@@ -86,33 +86,25 @@ type Crash struct {
 	Stack []triage.Frame `json:"stack,omitempty"`
 }
 
-// CrashesFrom turns triage reports into result entries, one per bug (reports
-// whose titles or alternative titles meet count as one), first seen first.
+// CrashesFrom turns triage reports into result entries, one per bug as
+// triage.Deduper merges them (titles or alternative titles meet), each
+// keeping its first report, in order of first sighting.
 func CrashesFrom(reps []triage.Report) []Crash {
-	var out []Crash
-	names := map[string]int{} // title or alt title -> index in out
+	var d triage.Deduper
+	out := []Crash{}
+	index := map[*triage.Bug]int{}
 	for _, r := range reps {
-		idx := -1
-		for _, t := range append([]string{r.Title}, r.AltTitles...) {
-			if i, ok := names[t]; ok {
-				idx = i
-				break
-			}
-		}
-		if idx >= 0 {
-			out[idx].Count++
+		b := d.Add(r, triage.Sighting{Line: r.StartLine})
+		if i, ok := index[b]; ok {
+			out[i].Count = b.Count
 			continue
 		}
-		c := Crash{
+		index[b] = len(out)
+		out = append(out, Crash{
 			Title: r.Title, AltTitles: r.AltTitles, Type: r.Type, Corrupted: r.Corrupted,
 			Frames: r.Frames, StartLine: r.StartLine, EndLine: r.EndLine, Count: 1, Report: r.Report,
 			Lockdep: r.Lockdep, Stack: r.Stack,
-		}
-		out = append(out, c)
-		idx = len(out) - 1
-		for _, t := range append([]string{r.Title}, r.AltTitles...) {
-			names[t] = idx
-		}
+		})
 	}
 	return out
 }
