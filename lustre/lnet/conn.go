@@ -26,11 +26,20 @@ type Message struct {
 // Conn is one socklnd connection after the handshake. Reads must come from
 // one goroutine; sends may come from any.
 type Conn struct {
-	nc        net.Conn
-	r         *bufio.Reader
-	rbuf      [KsockHdrSize + HeaderSize]byte
+	nc   net.Conn
+	r    *bufio.Reader
+	rbuf [KsockHdrSize + HeaderSize]byte
+	// Writes are coalesced: senders append to pend under wmu; whoever
+	// finds no write in progress writes everything pending, so concurrent
+	// senders share write calls. While corked (the reader still holds
+	// buffered requests whose replies will follow), nothing is written
+	// until uncork.
 	wmu       sync.Mutex
-	wbuf      []byte
+	pend      []byte
+	spare     []byte
+	writing   bool
+	corked    bool
+	werr      error
 	Local     NID    // our NID on this connection
 	Remote    NID    // the peer's NID
 	RemotePID uint32 // the peer's LNet pid
@@ -231,8 +240,10 @@ func (c *Conn) readMessage(m *Message) error {
 	return nil
 }
 
-// Send writes one LNet message: the ksock header, h (whose PayloadLength
-// is set from the parts) and the payload parts, in a single write.
+// Send queues one LNet message (the ksock header, h with PayloadLength
+// set from the parts, and the parts) and writes it unless another sender's
+// write, or a cork, will carry it. An error is the connection's first write
+// error.
 func (c *Conn) Send(h *Header, zcAck uint64, parts ...[]byte) error {
 	n := 0
 	for _, p := range parts {
@@ -243,43 +254,84 @@ func (c *Conn) Send(h *Header, zcAck uint64, parts ...[]byte) error {
 	}
 	h.PayloadLength = uint32(n)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	need := KsockHdrSize + HeaderSize + n
-	if cap(c.wbuf) < need {
-		c.wbuf = make([]byte, need)
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return err
 	}
-	b := c.wbuf[:need]
+	off := len(c.pend)
+	c.pend = append(c.pend, make([]byte, KsockHdrSize+HeaderSize)...)
+	b := c.pend[off:]
 	le.PutUint32(b[0:], KsockLNET)
 	le.PutUint32(b[4:], 0)
 	le.PutUint64(b[8:], 0)
 	le.PutUint64(b[16:], zcAck)
 	h.Marshal(b[KsockHdrSize:])
-	off := KsockHdrSize + HeaderSize
 	for _, p := range parts {
-		off += copy(b[off:], p)
+		c.pend = append(c.pend, p...)
 	}
-	_, err := c.nc.Write(b)
-	if cap(c.wbuf) > 1<<20 {
-		c.wbuf = nil
+	return c.flushLocked(h.Type)
+}
+
+// flushLocked writes pending bytes unless a write is in progress or the
+// connection is corked; it releases wmu.
+func (c *Conn) flushLocked(typ uint32) error {
+	if c.writing || c.corked {
+		c.wmu.Unlock()
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("lnet: sending %s to %v: %w", TypeName(h.Type), c.Remote, err)
+	c.writing = true
+	var err error
+	for len(c.pend) > 0 && c.werr == nil {
+		buf := c.pend
+		c.pend = c.spare[:0]
+		c.wmu.Unlock()
+		_, err = c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		}
+		if err != nil {
+			c.werr = fmt.Errorf("lnet: sending %s to %v: %w", TypeName(typ), c.Remote, err)
+		}
 	}
-	return nil
+	c.writing = false
+	err = c.werr
+	c.wmu.Unlock()
+	return err
+}
+
+// cork holds back writes; uncork writes what was held back.
+func (c *Conn) cork() {
+	c.wmu.Lock()
+	c.corked = true
+	c.wmu.Unlock()
+}
+
+func (c *Conn) uncork() error {
+	c.wmu.Lock()
+	if !c.corked {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.corked = false
+	return c.flushLocked(MsgPUT)
 }
 
 // SendNOOP writes a NOOP carrying a zero-copy acknowledgement (or the
 // keepalive value KeepalivePing).
 func (c *Conn) SendNOOP(zcAck uint64) error {
-	var b [KsockHdrSize]byte
-	le.PutUint32(b[0:], KsockNOOP)
-	le.PutUint64(b[16:], zcAck)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(b[:]); err != nil {
-		return fmt.Errorf("lnet: sending NOOP to %v: %w", c.Remote, err)
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return err
 	}
-	return nil
+	off := len(c.pend)
+	c.pend = append(c.pend, make([]byte, KsockHdrSize)...)
+	le.PutUint32(c.pend[off:], KsockNOOP)
+	le.PutUint64(c.pend[off+16:], zcAck)
+	return c.flushLocked(KsockNOOP)
 }
 
 // Put sends a PUT without an ACK request to portal with the given match
@@ -303,12 +355,22 @@ func (c *Conn) Serve(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
 	defer stop()
 	for {
+		// Replies to requests already buffered go out together once the
+		// buffer is drained, in one write.
+		if c.r.Buffered() == 0 {
+			if err := c.uncork(); err != nil {
+				return err
+			}
+		}
 		m := new(Message)
 		if err := c.readMessage(m); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return err
+		}
+		if c.r.Buffered() > 0 {
+			c.cork()
 		}
 		if m.ZCCookies[0] != 0 {
 			if err := c.SendNOOP(m.ZCCookies[0]); err != nil {
