@@ -3,7 +3,6 @@ package kconfig
 import (
 	"bufio"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -137,44 +136,41 @@ var (
 	promptRe = regexp.MustCompile(`^(bool|tristate|string|int|hex|prompt)\s+"`)
 )
 
-// scanKconfig reads every Kconfig file under srctree (of arch/ only
-// arch/<arch>) and returns the definitions of the wanted symbols.
+// scanKconfig reads the Kconfig files of srctree the way Kconfig does,
+// from the top Kconfig file through its source statements ($(SRCARCH) is
+// arch), and returns the definitions of the wanted symbols with the if,
+// menu and choice conditions they sit in, across files.
 func scanKconfig(srctree, arch string, want map[string]bool) (map[string][]symbolDef, error) {
-	defs := map[string][]symbolDef{}
-	walkErr := filepath.WalkDir(srctree, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(srctree, path)
-		if d.IsDir() {
-			switch {
-			case rel == ".git", rel == "Documentation", rel == "tools":
-				return filepath.SkipDir
-			case filepath.Dir(rel) == "arch" && arch != "" && d.Name() != arch:
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasPrefix(d.Name(), "Kconfig") {
-			return nil
-		}
-		return scanKconfigFile(path, rel, want, defs)
-	})
-	if walkErr != nil {
-		return nil, fmt.Errorf("kconfig: scanning Kconfig files under %s: %w", srctree, walkErr)
+	s := &kconfigScanner{srctree: srctree, arch: arch, want: want, defs: map[string][]symbolDef{}, seen: map[string]bool{}}
+	if err := s.file("Kconfig", nil); err != nil {
+		return nil, fmt.Errorf("kconfig: reading Kconfig files under %s: %w", srctree, err)
 	}
-	return defs, nil
+	return s.defs, nil
 }
 
-// block kinds on the nesting stack of one file.
+type kconfigScanner struct {
+	srctree, arch string
+	want          map[string]bool
+	defs          map[string][]symbolDef
+	seen          map[string]bool
+}
+
+// frame is an if, menu or choice block open in a file.
 type frame struct {
 	kind string // "if", "menu", "choice"
 	cond []string
 }
 
-func scanKconfigFile(path, rel string, want map[string]bool, defs map[string][]symbolDef) error {
-	f, err := os.Open(path)
+func (s *kconfigScanner) file(rel string, inherited []string) error {
+	if s.seen[rel] {
+		return nil
+	}
+	s.seen[rel] = true
+	f, err := os.Open(filepath.Join(s.srctree, rel))
 	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // osource, or a tree without that file
+		}
 		return err
 	}
 	defer f.Close()
@@ -195,12 +191,12 @@ func scanKconfigFile(path, rel string, want map[string]bool, defs map[string][]s
 	)
 	flush := func() {
 		if cur != nil {
-			defs[curSym] = append(defs[curSym], *cur)
+			s.defs[curSym] = append(s.defs[curSym], *cur)
 		}
 		cur, curSym, inMenu = nil, "", nil
 	}
 	outer := func() []string {
-		var all []string
+		all := append([]string{}, inherited...)
 		for _, fr := range stack {
 			all = append(all, fr.cond...)
 		}
@@ -240,7 +236,7 @@ func scanKconfigFile(path, rel string, want map[string]bool, defs map[string][]s
 			arg := strings.TrimSpace(m[2])
 			switch m[1] {
 			case "config", "menuconfig":
-				if want[arg] {
+				if s.want[arg] {
 					cur = &symbolDef{where: fmt.Sprintf("%s:%d", rel, lineNo), outer: outer()}
 					curSym = arg
 				}
@@ -252,6 +248,10 @@ func scanKconfigFile(path, rel string, want map[string]bool, defs map[string][]s
 			case "endif", "endmenu", "endchoice":
 				if len(stack) > 0 {
 					stack = stack[:len(stack)-1]
+				}
+			case "source", "rsource", "osource", "orsource":
+				if err := s.source(m[1], arg, rel, outer()); err != nil {
+					return err
 				}
 			}
 			continue
@@ -272,6 +272,37 @@ func scanKconfigFile(path, rel string, want map[string]bool, defs map[string][]s
 	}
 	flush()
 	return sc.Err()
+}
+
+// source follows a source statement: the path is quoted, may use
+// $(SRCARCH) and globs, and is relative to the tree (source) or to the
+// current file (rsource).
+func (s *kconfigScanner) source(kind, arg, from string, outer []string) error {
+	p := strings.Trim(stripComment(arg), `"`)
+	for _, v := range []string{"$(SRCARCH)", "$(ARCH)", "$(HEADER_ARCH)"} {
+		p = strings.ReplaceAll(p, v, s.arch)
+	}
+	if strings.Contains(p, "$(") {
+		return nil // a macro this scanner does not know
+	}
+	if strings.HasPrefix(kind, "r") || kind == "orsource" {
+		p = filepath.Join(filepath.Dir(from), p)
+	}
+	matches := []string{p}
+	if strings.ContainsAny(p, "*?[") {
+		abs, _ := filepath.Glob(filepath.Join(s.srctree, p))
+		matches = matches[:0]
+		for _, a := range abs {
+			r, _ := filepath.Rel(s.srctree, a)
+			matches = append(matches, r)
+		}
+	}
+	for _, m := range matches {
+		if err := s.file(filepath.Clean(m), outer); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func stripComment(s string) string {

@@ -1,0 +1,277 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Patch is one patch of a series.
+type Patch struct {
+	// Number and Total are the patch's place in the series, from 1: from
+	// the "[PATCH n/m]" subject tag when there is one, else file order.
+	Number, Total int
+	// Subject is the subject line without its "[PATCH ...]" tag.
+	Subject string
+	// From is the author as the mail header has it.
+	From string
+	// Origin names where the patch came from: "file" or "file, message k".
+	Origin string
+	// Data is the whole message, headers and diff, as git am and git apply
+	// accept it.
+	Data []byte
+	// Files are the paths the diff touches (new names), in diff order.
+	Files []string
+}
+
+// Label renders the patch for messages: `patch 2/3 "subject"`.
+func (p Patch) Label() string {
+	return fmt.Sprintf("patch %d/%d %q", p.Number, p.Total, p.Subject)
+}
+
+var (
+	mboxFromRe = regexp.MustCompile(`^From \S+ +\w{3} \w{3} [ 0-9]\d \d\d:\d\d:\d\d \d{4}`)
+	tagRe      = regexp.MustCompile(`^\s*\[([^\]]*)\]\s*`)
+	numRe      = regexp.MustCompile(`(\d+)/(\d+)`)
+	diffFileRe = regexp.MustCompile(`^\+\+\+ (?:b/)?(\S+)`)
+	gitDiffRe  = regexp.MustCompile(`^diff --git a/(\S+) b/(\S+)`)
+)
+
+// ReadSeries reads a patch series from path: an mbox file (as b4 am or git
+// format-patch --stdout write it; a cover letter, a message without a diff,
+// is skipped) or a directory of *.patch files applied in name order.
+func ReadSeries(path string) ([]Patch, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("build: reading series: %w", err)
+	}
+	var msgs []message
+	if st.IsDir() {
+		names, err := filepath.Glob(filepath.Join(path, "*.patch"))
+		if err != nil {
+			return nil, fmt.Errorf("build: listing %s: %w", path, err)
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("build: series directory %s has no *.patch files", path)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			data, err := os.ReadFile(n)
+			if err != nil {
+				return nil, fmt.Errorf("build: reading series: %w", err)
+			}
+			ms := splitMbox(data)
+			if len(ms) != 1 {
+				// A .patch file may also be a bare diff with no mail header.
+				ms = []message{{data: data}}
+			}
+			ms[0].origin = n
+			msgs = append(msgs, ms[0])
+		}
+	} else {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("build: reading series: %w", err)
+		}
+		msgs = splitMbox(data)
+		for i := range msgs {
+			msgs[i].origin = fmt.Sprintf("%s, message %d", path, i+1)
+		}
+	}
+	return parseMessages(path, msgs)
+}
+
+// SeriesFromGit returns the commits of rng (e.g. "v6.1..mybranch") in the
+// git repository repo as a series, as git format-patch writes them.
+func SeriesFromGit(ctx context.Context, repo, rng string) ([]Patch, error) {
+	if strings.HasPrefix(rng, "-") {
+		return nil, fmt.Errorf("build: bad git range %q", rng)
+	}
+	cmd := exec.CommandContext(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", rng)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("build: git format-patch %s in %s: %w: %s", rng, repo, err, strings.TrimSpace(stderr.String()))
+	}
+	msgs := splitMbox(out)
+	for i := range msgs {
+		msgs[i].origin = fmt.Sprintf("%s %s, commit %d", repo, rng, i+1)
+	}
+	return parseMessages(repo+" "+rng, msgs)
+}
+
+type message struct {
+	data   []byte
+	origin string
+}
+
+// splitMbox splits data at mbox "From " separator lines. Data without any
+// separator is one message.
+func splitMbox(data []byte) []message {
+	var msgs []message
+	var cur []byte
+	started := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if mboxFromRe.MatchString(line) {
+			if started || len(bytes.TrimSpace(cur)) > 0 {
+				msgs = append(msgs, message{data: cur})
+			}
+			cur, started = nil, true
+		}
+		cur = append(cur, line...)
+		cur = append(cur, '\n')
+	}
+	if len(bytes.TrimSpace(cur)) > 0 {
+		msgs = append(msgs, message{data: cur})
+	}
+	return msgs
+}
+
+func parseMessages(what string, msgs []message) ([]Patch, error) {
+	var patches []Patch
+	for _, m := range msgs {
+		p, err := parseMessage(m)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Files) == 0 {
+			continue // cover letter or a reply without a diff
+		}
+		patches = append(patches, p)
+	}
+	if len(patches) == 0 {
+		return nil, fmt.Errorf("build: series %s contains no patches", what)
+	}
+	numbered := true
+	for _, p := range patches {
+		if p.Number == 0 {
+			numbered = false
+		}
+	}
+	if numbered {
+		sort.SliceStable(patches, func(i, j int) bool { return patches[i].Number < patches[j].Number })
+		for i := 1; i < len(patches); i++ {
+			if patches[i].Number == patches[i-1].Number {
+				return nil, fmt.Errorf("build: series %s has two patches numbered %d/%d (%s and %s)",
+					what, patches[i].Number, patches[i].Total, patches[i-1].Origin, patches[i].Origin)
+			}
+		}
+	}
+	for i := range patches {
+		patches[i].Number = i + 1
+		patches[i].Total = len(patches)
+	}
+	return patches, nil
+}
+
+func parseMessage(m message) (Patch, error) {
+	p := Patch{Origin: m.origin, Data: m.data}
+	body := m.data
+	// Skip an mbox separator line before parsing the header.
+	if i := bytes.IndexByte(body, '\n'); i >= 0 && mboxFromRe.Match(body[:i]) {
+		body = body[i+1:]
+	}
+	if msg, err := mail.ReadMessage(bytes.NewReader(body)); err == nil && msg.Header.Get("Subject") != "" {
+		dec := new(mime.WordDecoder)
+		subj, err := dec.DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil {
+			subj = msg.Header.Get("Subject")
+		}
+		p.From, _ = dec.DecodeHeader(msg.Header.Get("From"))
+		p.Subject, p.Number = cleanSubject(subj)
+		rest, _ := io.ReadAll(msg.Body)
+		p.Files = diffFiles(rest)
+	} else {
+		p.Files = diffFiles(body)
+		p.Subject = filepath.Base(m.origin)
+	}
+	return p, nil
+}
+
+// cleanSubject strips the "[PATCH v2 3/7]" tags and returns the patch
+// number from them (0 when there is none).
+func cleanSubject(s string) (string, int) {
+	s = strings.Join(strings.Fields(s), " ")
+	num := 0
+	for {
+		m := tagRe.FindStringSubmatch(s)
+		if m == nil {
+			break
+		}
+		if n := numRe.FindStringSubmatch(m[1]); n != nil && num == 0 {
+			num, _ = strconv.Atoi(n[1])
+		}
+		s = s[len(m[0]):]
+	}
+	return s, num
+}
+
+// diffFiles returns the files a unified or git diff touches, in order.
+func diffFiles(body []byte) []string {
+	var files []string
+	seen := map[string]bool{}
+	add := func(f string) {
+		if f != "/dev/null" && !seen[f] {
+			seen[f] = true
+			files = append(files, f)
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := gitDiffRe.FindStringSubmatch(line); m != nil {
+			add(m[2])
+		} else if m := diffFileRe.FindStringSubmatch(line); m != nil {
+			add(m[1])
+		}
+	}
+	return files
+}
+
+// hunk is one "@@ -a,b +c,d @@" section of a file's diff.
+type hunk struct {
+	file     string
+	index    int // 1-based within the file
+	oldStart int
+	header   string
+}
+
+var hunkRe = regexp.MustCompile(`^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@`)
+
+// hunks lists the hunks of a patch with their files.
+func hunks(data []byte) []hunk {
+	var out []hunk
+	file, idx := "", 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	var prev string
+	for sc.Scan() {
+		line := sc.Text()
+		if m := diffFileRe.FindStringSubmatch(line); m != nil && strings.HasPrefix(prev, "--- ") {
+			file, idx = m[1], 0
+		}
+		if m := hunkRe.FindStringSubmatch(line); m != nil && file != "" {
+			idx++
+			n, _ := strconv.Atoi(m[1])
+			out = append(out, hunk{file: file, index: idx, oldStart: n, header: line})
+		}
+		prev = line
+	}
+	return out
+}

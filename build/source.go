@@ -1,0 +1,208 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// source is a private work tree in the cache, locked for one build.
+type source struct {
+	id     string // "tar-<digest>" or "git-<digest>"
+	dir    string // the work tree: make's srctree
+	base   string // base commit in dir's repository
+	baseID string // what the cache key names: tarball digest or commit id
+	repo   string // the user's git repository, "" for a tarball
+	lk     *lockFile
+}
+
+const completeMarker = ".kregress-complete"
+
+// prepareSource returns the locked private work tree for req's source at
+// its base, clean: a git worktree of the user's repository (their tree,
+// index and branches untouched) or the tarball extracted once into the
+// cache and committed to a private repository.
+func prepareSource(ctx context.Context, root string, req *Request, st *status) (*source, error) {
+	fi, err := os.Stat(req.Source)
+	if err != nil {
+		return nil, fmt.Errorf("build: source: %w", err)
+	}
+	if fi.IsDir() {
+		return prepareGit(ctx, root, req, st)
+	}
+	if req.Base != "" {
+		return nil, fmt.Errorf("build: --base %q given with tarball %s: a tarball is its own base", req.Base, req.Source)
+	}
+	return prepareTarball(ctx, root, req.Source, st)
+}
+
+func prepareTarball(ctx context.Context, root, tarball string, st *status) (*source, error) {
+	st.phase("source", "hashing "+filepath.Base(tarball))
+	sum, err := fileDigest(tarball)
+	if err != nil {
+		return nil, fmt.Errorf("build: source tarball: %w", err)
+	}
+	s := &source{id: "tar-" + sum[:16], baseID: "sha256:" + sum}
+	s.dir = filepath.Join(root, "src", s.id)
+	s.lk, err = lock(ctx, s.dir+".lock", st)
+	if err != nil {
+		return nil, err
+	}
+	marker := filepath.Join(s.dir, ".git", completeMarker)
+	if data, err := os.ReadFile(marker); err == nil {
+		s.base = strings.TrimSpace(string(data))
+	} else {
+		if err := extractTarball(ctx, tarball, sum, s.dir, st); err != nil {
+			s.lk.unlock()
+			return nil, err
+		}
+		data, err := os.ReadFile(marker)
+		if err != nil {
+			s.lk.unlock()
+			return nil, fmt.Errorf("build: extracted %s but its marker is missing: %w", tarball, err)
+		}
+		s.base = strings.TrimSpace(string(data))
+	}
+	if err := s.reset(ctx); err != nil {
+		s.lk.unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// extractTarball unpacks tarball into dir (through dir.partial, so that an
+// interrupted extraction is redone) and commits it to a private repository.
+func extractTarball(ctx context.Context, tarball, sum, dir string, st *status) error {
+	tmp := dir + ".partial"
+	os.RemoveAll(tmp)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("build: creating %s: %w", tmp, err)
+	}
+	fail := func(err error) error {
+		os.RemoveAll(tmp)
+		return err
+	}
+	st.phase("source", "extracting "+filepath.Base(tarball))
+	if _, err := run(ctx, tmp, nil, "tar", "-xf", tarball, "--strip-components=1"); err != nil {
+		return fail(fmt.Errorf("build: extracting %s: %w", tarball, err))
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "Makefile")); err != nil {
+		return fail(fmt.Errorf("build: %s does not hold a kernel tree in one top folder (no Makefile after extraction)", tarball))
+	}
+	st.phase("source", "committing the extracted tree to a private repository")
+	env := gitEnv()
+	steps := [][]string{
+		{"git", "init", "-q"},
+		{"git", "config", "gc.auto", "0"},
+		{"git", "add", "-A", "-f"},
+		{"git", "commit", "-q", "--no-verify", "-m", "kregress: " + filepath.Base(tarball) + " sha256:" + sum},
+	}
+	for _, c := range steps {
+		if _, err := run(ctx, tmp, env, c...); err != nil {
+			return fail(fmt.Errorf("build: preparing private repository for %s: %w", tarball, err))
+		}
+	}
+	head, err := run(ctx, tmp, env, "git", "rev-parse", "HEAD")
+	if err != nil {
+		return fail(fmt.Errorf("build: preparing private repository for %s: %w", tarball, err))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".git", completeMarker), []byte(strings.TrimSpace(head)+"\n"), 0o644); err != nil {
+		return fail(fmt.Errorf("build: writing marker: %w", err))
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fail(fmt.Errorf("build: moving extracted tree into place: %w", err))
+	}
+	return nil
+}
+
+func prepareGit(ctx context.Context, root string, req *Request, st *status) (*source, error) {
+	repo, err := filepath.Abs(req.Source)
+	if err != nil {
+		return nil, fmt.Errorf("build: source: %w", err)
+	}
+	common, err := run(ctx, repo, nil, "git", "rev-parse", "--path-format=absolute", "--git-common-dir")
+	if err != nil {
+		return nil, fmt.Errorf("build: source %s is neither a tarball nor a git tree: %w", repo, err)
+	}
+	base := req.Base
+	if base == "" {
+		base = "HEAD"
+	}
+	if strings.HasPrefix(base, "-") {
+		return nil, fmt.Errorf("build: bad base ref %q", base)
+	}
+	commit, err := run(ctx, repo, nil, "git", "rev-parse", "--verify", "--quiet", base+"^{commit}")
+	if err != nil {
+		return nil, fmt.Errorf("build: base %q is not a commit in %s", base, repo)
+	}
+	commit = strings.TrimSpace(commit)
+	s := &source{id: "git-" + digest(strings.TrimSpace(common))[:16], base: commit, baseID: commit, repo: repo}
+	s.dir = filepath.Join(root, "src", s.id)
+	s.lk, err = lock(ctx, s.dir+".lock", st)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := run(ctx, s.dir, nil, "git", "rev-parse", "--is-inside-work-tree"); err != nil {
+		st.phase("source", "creating a private worktree of "+repo)
+		os.RemoveAll(s.dir)
+		if _, err := run(ctx, repo, nil, "git", "worktree", "add", "--detach", "--force", "-q", s.dir, commit); err != nil {
+			s.lk.unlock()
+			return nil, fmt.Errorf("build: creating worktree of %s at %s: %w", repo, s.dir, err)
+		}
+	}
+	if err := s.reset(ctx); err != nil {
+		s.lk.unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+// reset puts the work tree back to the base commit, removing every change
+// and every untracked file. Git rewrites only the files that differ, so
+// unchanged files keep their times and the next build stays incremental.
+func (s *source) reset(ctx context.Context) error {
+	for _, c := range [][]string{
+		{"git", "checkout", "-q", "--detach", "-f", s.base},
+		{"git", "clean", "-ffdxq"},
+	} {
+		if _, err := run(ctx, s.dir, nil, c...); err != nil {
+			return fmt.Errorf("build: resetting work tree %s to %s: %w", s.dir, s.base, err)
+		}
+	}
+	return nil
+}
+
+func (s *source) release() { s.lk.unlock() }
+
+// gitEnv fixes the identity and dates of the private commits kregress makes.
+func gitEnv() []string {
+	return append(os.Environ(),
+		"GIT_AUTHOR_NAME=kregress", "GIT_AUTHOR_EMAIL=kregress@localhost",
+		"GIT_COMMITTER_NAME=kregress", "GIT_COMMITTER_EMAIL=kregress@localhost",
+		"GIT_AUTHOR_DATE=2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2000-01-01T00:00:00Z")
+}
+
+// run runs a short command in dir and returns its stdout; the error
+// carries the command and its stderr.
+func run(ctx context.Context, dir string, env []string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = env
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 2000 {
+			msg = "..." + msg[len(msg)-2000:]
+		}
+		return stdout.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, msg)
+	}
+	return stdout.String(), nil
+}
