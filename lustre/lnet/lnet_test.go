@@ -208,3 +208,43 @@ func TestBadFrames(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// FuzzReadMessage feeds arbitrary bytes to the frame reader: it must
+// return messages or an error, never panic, and never hand back a payload
+// longer than the header says.
+func FuzzReadMessage(f *testing.F) {
+	if c, err := realclient.Load(); err == nil {
+		f.Add(c.MGSConnect)
+	}
+	noop := make([]byte, KsockHdrSize)
+	le.PutUint32(noop, KsockNOOP)
+	f.Add(noop)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		srv, cli := net.Pipe()
+		defer srv.Close()
+		go func() { cli.Write(b); cli.Close() }()
+		c := newConn(srv)
+		for i := 0; i < 100; i++ {
+			m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if !m.Noop && len(m.Payload) != int(m.PayloadLength) {
+				t.Fatalf("payload %d bytes, header says %d", len(m.Payload), m.PayloadLength)
+			}
+		}
+	})
+}
+
+// FuzzUnmarshalHello checks the handshake decoders on arbitrary input.
+func FuzzUnmarshalHello(f *testing.F) {
+	if c, err := realclient.Load(); err == nil {
+		f.Add(c.Hello)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		UnmarshalConnReq(b)
+		if len(b) > ConnReqSize {
+			UnmarshalHello(b[ConnReqSize:])
+		}
+	})
+}

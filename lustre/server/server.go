@@ -333,10 +333,17 @@ func (s *Server) serveConn(nc net.Conn) {
 // handleMessage gets every LNet message lnet does not answer itself.
 func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
 	if m.Type != lnet.MsgPUT {
-		return // ACK/REPLY to our PUTs; GETs for bulk writes are not supported
+		// ACK/REPLY to our PUTs; GETs (bulk writes) are not supported.
+		if m.Type == lnet.MsgGET {
+			s.logf("ignoring GET on portal %d match bits %#x from %v", m.Portal, m.MatchBits, c.Remote)
+		}
+		return
 	}
 	if _, ok := ptlrpc.ReplyPortal(m.Portal); !ok {
-		// Replies to our ASTs (portal 16) and pushes to portal 0.
+		// Replies to our ASTs (portal 16) and discovery pushes (portal 0).
+		if m.Portal != ptlrpc.LDLMCBReplyPortal && m.Portal != lnet.ReservedPortal {
+			s.logf("ignoring PUT on portal %d match bits %#x from %v", m.Portal, m.MatchBits, c.Remote)
+		}
 		return
 	}
 	r, err := ptlrpc.ParseRequest(c, m)
