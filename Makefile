@@ -1,6 +1,6 @@
 # kregress: build, set up and test.
 #
-#   make demo   set up this machine and run the default job
+#   make demo   set up this machine and run the demonstration series
 #   make test   run every test (what CI runs)
 
 GO        ?= go
@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := qemu-system-x86 busybox-static linux-image-amd64 cpio kmod \
 	linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev ccache \
 	dwarves binutils tshark xz-utils git
 
-.PHONY: all build setup demo test vet clean
+.PHONY: all build setup demo smoke test vet clean
 
 all: build
 
@@ -28,7 +28,22 @@ setup:
 	fi
 	$(GO) mod download
 
+# The demonstration: Debian's linux-source-6.1 with the lockdep preset and
+# examples/seed-series, each patch built, booted and run with the seedfs
+# suite. Finding the regression (kregress exits 1) is the expected outcome.
+DEMO_SOURCE := /usr/src/linux-source-6.1.tar.xz
+DEMO_FLAGS  := --source $(DEMO_SOURCE) --series examples/seed-series \
+	--config qemu-minimal --config lockdep --config debug-info \
+	--config examples/seed-series/seedfs.config \
+	--suite examples/seedfs.yaml --per-patch
+
 demo: setup build
+	@$(BIN)/kregress test $(DEMO_FLAGS); rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "(exit 1: the series has a regression, as the demo expects)"; fi; \
+	[ $$rc -le 1 ]
+
+# smoke boots Debian's stock kernel and runs the smoke suite.
+smoke: setup build
 	$(BIN)/kregress run --kernel "$$(ls /boot/vmlinuz-* | sort -V | tail -n 1)" --suite smoke
 
 test: build

@@ -446,28 +446,14 @@ func SeriesSummary(w io.Writer, r *SeriesResult, dir string) {
 				if c.Status != "new" {
 					continue
 				}
-				fmt.Fprintf(w, "  stack:\n")
-				for i, f := range c.Stack {
-					if i >= 12 {
-						fmt.Fprintf(w, "    ...\n")
-						break
+				if c.Lockdep != nil && c.Lockdep.Summary != "" {
+					fmt.Fprintf(w, "  lockdep: %s", c.Lockdep.Summary)
+					if c.Lockdep.Acquiring != nil {
+						fmt.Fprintf(w, " (class %s)", c.Lockdep.Acquiring.Class)
 					}
-					for _, in := range f.Inlined {
-						fmt.Fprintf(w, "    %s (inlined) %s:%d\n", in.Func, in.File, in.Line)
-					}
-					loc := ""
-					if f.File != "" {
-						loc = fmt.Sprintf(" %s:%d", f.File, f.Line)
-					}
-					mod := ""
-					if f.Module != "" {
-						mod = " [" + f.Module + "]"
-					}
-					fmt.Fprintf(w, "    %s+%#x%s%s\n", f.Func, f.Offset, mod, loc)
+					fmt.Fprintln(w)
 				}
-				if len(c.Stack) == 0 {
-					fmt.Fprintf(w, "    %s\n", strings.Join(c.Frames, " <- "))
-				}
+				writeStack(w, c.Crash)
 				fmt.Fprintf(w, "  report: %s/console.log lines %d-%d\n", c.Run, c.StartLine, c.EndLine)
 				break
 			}
@@ -504,4 +490,28 @@ func truncate(s string, n int) string {
 // own fragment (CONFIG_SEEDFS=y), relative to the repository root.
 func DemoConfigs(repoRoot string) []string {
 	return []string{"qemu-minimal", "lockdep", "debug-info", filepath.Join(repoRoot, "examples", "seed-series", "seedfs.config")}
+}
+
+// writeStack prints a crash's guilty frames, guilty first, each with its
+// source position (and inlined callees) when symbolization found one.
+func writeStack(w io.Writer, c results.Crash) {
+	fmt.Fprintf(w, "  stack:\n")
+	for i, fn := range c.Frames {
+		if i == 10 {
+			fmt.Fprintf(w, "    ...\n")
+			break
+		}
+		loc := ""
+		for _, f := range c.Stack {
+			if f.Func != fn || f.File == "" {
+				continue
+			}
+			for _, in := range f.Inlined {
+				fmt.Fprintf(w, "    %-28s %s:%d (inlined)\n", in.Func, in.File, in.Line)
+			}
+			loc = fmt.Sprintf("%s:%d", f.File, f.Line)
+			break
+		}
+		fmt.Fprintf(w, "    %-28s %s\n", fn, loc)
+	}
 }
