@@ -9,6 +9,47 @@
 // 10.0.2.2@tcp:/FSNAME; the server presents whatever NID the client dialled
 // unless Config.NID says otherwise.
 //
+// # Opcodes implemented
+//
+// Requests are routed by opcode for connects (target UUID in the request)
+// and by the export's target otherwise; unknown export handles get
+// -ENOTCONN, unknown opcodes PTL_RPC_MSG_ERR -EOPNOTSUPP.
+//
+//	opcode                              portal→reply  target  answer
+//	MGS_CONNECT (250)                   26→25   MGS    VERSION|AT|FULL20 ∩ asked
+//	LDLM_ENQUEUE (101)                  26→25   MGS    plain config lock, granted
+//	LLOG_ORIGIN_HANDLE_CREATE (501)     26→25   MGS    "<fsname>-client"; other logs -ENOENT
+//	LLOG_ORIGIN_HANDLE_READ_HEADER (503) 26→25  MGS    8192-byte llog header
+//	LLOG_ORIGIN_HANDLE_NEXT_BLOCK (502) 26→25   MGS    8192-byte chunk; -EBADR past the end
+//	LLOG_ORIGIN_HANDLE_PREV_BLOCK (508) 26→25   MGS    chunk at the offset
+//	MGS_CONFIG_READ (256)               26→25   MGS    -EOPNOTSUPP (IMP_RECOV never granted)
+//	MDS_CONNECT (38)                    12→10   MDT    IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT ∩ asked
+//	MDS_STATFS (41)                     12→10   MDT    obd_statfs (bsize 4096, inode count)
+//	MDS_GET_ROOT (40)                   12→10   MDT    [0x200000007:0x1:0x0]
+//	MDS_GETATTR (33)                    23→10   MDT    attributes; symlink target with OBD_MD_LINKNAME
+//	MDS_GETATTR_NAME (34)               23→10   MDT    attributes by parent and name
+//	LDLM_ENQUEUE (101)                  12→10   MDT    plain IBITS: granted; IT_GETATTR/IT_LOOKUP:
+//	                                                   granted on the child (LOCK_CHANGED) or
+//	                                                   ELDLM_LOCK_ABORTED + DISP_LOOKUP_NEG;
+//	                                                   IT_OPEN: aborted + DISP_OPEN_OPEN + open handle
+//	MDS_READPAGE (37)                   23→10   MDT    lu_dirpages, bulk PUT to portal 14 first
+//	MDS_CLOSE (35)                      12→10   MDT    forgets the open handle
+//	MDS_GETXATTR (49)                   12→10   MDT    -ENODATA; empty list for listxattr
+//	MDS_SYNC (44)                       12→10   MDT    0
+//	MDS_REINT (36)                      12→10   MDT    -EROFS (changes come from the control API)
+//	SEQ_QUERY (700)                     30→10   MDT    a fresh sequence
+//	FLD_QUERY (900)                     29→10   MDT    every sequence on MDT0000
+//	OST_CONNECT (8)                     28→4    OST    VERSION|FID|FULL20|AT ∩ asked
+//	OST_STATFS (13)                     28/7→4  OST    obd_statfs
+//	OST_GETATTR (1)                     28→4    OST    object echoed, size 0
+//	OBD_PING (400)                      any     all    0
+//	MGS/MDS/OST_DISCONNECT (251/39/9)   any     all    drops the export and its locks
+//	LDLM_CANCEL (103)                   17→18   all    cancels the listed locks
+//	LDLM_BL_CALLBACK (104)              sent by the server to portal 15 (revoke, rename, unlink)
+//
+// LNet itself (package lnet) answers pings (GET, portal 0), ACKs PUTs that
+// ask for one, ZC-ACKs and ignores NOOP keepalives.
+//
 // # Control API
 //
 // HTTP on ControlAddr (loopback only); every call answers JSON:
