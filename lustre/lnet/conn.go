@@ -34,12 +34,17 @@ type Conn struct {
 	// senders share write calls. While corked (the reader still holds
 	// buffered requests whose replies will follow), nothing is written
 	// until uncork.
-	wmu       sync.Mutex
-	pend      []byte
-	spare     []byte
-	writing   bool
-	corked    bool
-	werr      error
+	wmu     sync.Mutex
+	pend    []byte
+	spare   []byte
+	writing bool
+	corked  bool
+	werr    error
+	// With a writer goroutine (StartWriter), senders only queue and kick.
+	async     bool
+	kicked    bool
+	kick      chan struct{}
+	done      chan struct{}
 	Local     NID    // our NID on this connection
 	Remote    NID    // the peer's NID
 	RemotePID uint32 // the peer's LNet pid
@@ -60,8 +65,46 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // Close closes the socket.
 func (c *Conn) Close() error {
-	c.closed.Store(true)
+	if !c.closed.Swap(true) && c.done != nil {
+		close(c.done)
+	}
 	return c.nc.Close()
+}
+
+// StartWriter moves writes to a goroutine of their own: Send queues the
+// message and returns, and the writer sends everything queued in one write.
+// Many goroutines sending at once (a load generator) then share write
+// calls. The writer stops when the connection is closed.
+func (c *Conn) StartWriter() {
+	c.wmu.Lock()
+	if c.async {
+		c.wmu.Unlock()
+		return
+	}
+	c.async = true
+	c.kick = make(chan struct{}, 1)
+	c.done = make(chan struct{})
+	c.wmu.Unlock()
+	go func() {
+		for {
+			select {
+			case <-c.kick:
+			case <-c.done:
+				return
+			}
+			c.wmu.Lock()
+			c.kicked = false
+			c.async = false // let flushLocked write
+			c.flushLocked(MsgPUT)
+			c.wmu.Lock()
+			c.async = true
+			if len(c.pend) > 0 && !c.kicked {
+				c.kicked = true
+				c.kick <- struct{}{}
+			}
+			c.wmu.Unlock()
+		}
+	}()
 }
 
 // AcceptConfig says who the passive side of a handshake is.
@@ -276,6 +319,14 @@ func (c *Conn) Send(h *Header, zcAck uint64, parts ...[]byte) error {
 // flushLocked writes pending bytes unless a write is in progress or the
 // connection is corked; it releases wmu.
 func (c *Conn) flushLocked(typ uint32) error {
+	if c.async {
+		if !c.kicked && !c.writing {
+			c.kicked = true
+			c.kick <- struct{}{}
+		}
+		c.wmu.Unlock()
+		return nil
+	}
 	if c.writing || c.corked {
 		c.wmu.Unlock()
 		return nil

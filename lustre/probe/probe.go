@@ -136,6 +136,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, conn: conn, pending: map[uint64]*pendingCall{}, readDone: make(chan struct{}), at: map[uint64]bool{},
 		lockCookies: map[uint64]uint64{}}
 	c.xid.Store(uint64(time.Now().UnixNano()) &^ 0xff)
+	conn.StartWriter()
 	go c.readLoop()
 	return c, nil
 }
