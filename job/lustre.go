@@ -60,7 +60,9 @@ func (r *run) startLustre(ctx context.Context, img *images.Spec) error {
 	if img.ModuleParams == nil {
 		img.ModuleParams = map[string]string{}
 	}
-	img.ModuleParams["lnet"] = fmt.Sprintf("networks=tcp0(eth0) accept_port=%d", port)
+	// Current clients open their bulk connections to accept_port_bulk, a
+	// separate setting; older ones ignore the unknown parameter.
+	img.ModuleParams["lnet"] = fmt.Sprintf("networks=tcp0(eth0) accept_port=%d accept_port_bulk=%d", port, port)
 	return nil
 }
 
