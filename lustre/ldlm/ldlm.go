@@ -267,7 +267,7 @@ func BlockingAST(l *Lock) []byte {
 	var body [ptlrpc.BodySize]byte
 	pb := ptlrpc.Body{Type: ptlrpc.MsgRequest, Version: DLMVersion | ptlrpc.MsgVersion, Opc: ptlrpc.LDLMBLCallback, Timeout: 5}
 	if l.Export != nil {
-		pb.Handle = l.Export.ClientHandle
+		pb.Handle = l.Export.Handle()
 	}
 	pb.Marshal(body[:])
 	req := Request{Flags: FlagASTSent, Count: 1, Desc: l.Desc, Handles: []uint64{l.ClientCookie, 0}}

@@ -116,11 +116,14 @@ func (r *Request) SendBulk(portal uint32, data []byte) error {
 
 // Export is a connected client of one target.
 type Export struct {
-	Cookie       uint64
-	Target       string // target UUID the client connected to
-	ClientUUID   string
-	ClientNID    lnet.NID
-	ClientHandle uint64 // the client's CONN handle (its import cookie)
+	Cookie     uint64
+	Target     string // target UUID the client connected to
+	ClientUUID string
+	ClientNID  lnet.NID
+	// ClientHandle is the client's CONN handle (its import cookie) and
+	// Connect what was granted; both change on reconnect: read them with
+	// Handle, or under the export's lock.
+	ClientHandle uint64
 	Connect      ConnectData
 	mu           sync.Mutex
 	conn         *lnet.Conn
@@ -184,6 +187,33 @@ func (e *Exports) All() []*Export {
 	return out
 }
 
+// connect finds the export of a reconnecting client or replaces any old
+// one with a new export, atomically.
+func (e *Exports) connect(target, clientUUID string, nid lnet.NID, reconnect bool) (*Export, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for c, x := range e.m {
+		if x.Target == target && x.ClientUUID == clientUUID {
+			if reconnect {
+				return x, true
+			}
+			delete(e.m, c)
+		}
+	}
+	x := &Export{Target: target, ClientUUID: clientUUID, ClientNID: nid}
+	x.Cookie = e.next.Add(0x101)
+	e.m[x.Cookie] = x
+	return x, false
+}
+
+// Handle returns the client's connection handle (pb_handle of requests the
+// server sends it).
+func (x *Export) Handle() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.ClientHandle
+}
+
 // Add creates an export.
 func (e *Exports) Add(x *Export) *Export {
 	x.Cookie = e.next.Add(0x101)
@@ -233,18 +263,15 @@ func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64,
 	if adjust != nil {
 		adjust(&ocd, &rep)
 	}
+	x, reconnected := ex.connect(tgt, cluuid, r.Conn.Remote, r.Body.OpFlags&MsgConnectReconnect != 0)
 	var opFlags uint32
-	x := ex.Find(tgt, cluuid)
-	if x != nil && r.Body.OpFlags&MsgConnectReconnect != 0 {
+	if reconnected {
 		opFlags |= MsgConnectReconnect
-	} else {
-		if x != nil {
-			ex.Remove(x.Cookie)
-		}
-		x = ex.Add(&Export{Target: tgt, ClientUUID: cluuid, ClientNID: r.Conn.Remote})
 	}
+	x.mu.Lock()
 	x.ClientHandle = handle
 	x.Connect = rep
-	x.SetConn(r.Conn)
+	x.conn = r.Conn
+	x.mu.Unlock()
 	return &Reply{Handle: x.Cookie, OpFlags: opFlags, Bufs: [][]byte{rep.Marshal()}}
 }
