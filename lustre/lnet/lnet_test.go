@@ -248,3 +248,32 @@ func FuzzUnmarshalHello(f *testing.F) {
 		}
 	})
 }
+
+// TestAcceptHelloV2 answers a V2 HELLO (the real client's bytes with the
+// version changed) with a V2 HELLO.
+func TestAcceptHelloV2(t *testing.T) {
+	real := loadReal(t)
+	hello := bytes.Clone(real.Hello)
+	le.PutUint32(hello[ConnReqSize+4:], ProtoV2)
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	go func() { Accept(srv, AcceptConfig{}) }()
+	cli.Write(hello)
+	reply := make([]byte, HelloSize)
+	if _, err := io.ReadFull(cli, reply); err != nil {
+		t.Fatal(err)
+	}
+	if v := le.Uint32(reply[4:]); v != ProtoV2 {
+		t.Fatalf("reply version %d, want 2", v)
+	}
+	// Version 1 (the obsolete magic) and 4 are refused.
+	for _, v := range []uint32{1, 4} {
+		le.PutUint32(hello[ConnReqSize+4:], v)
+		srv, cli := net.Pipe()
+		go cli.Write(hello)
+		if _, err := Accept(srv, AcceptConfig{}); err == nil {
+			t.Errorf("version %d accepted", v)
+		}
+		cli.Close()
+	}
+}
