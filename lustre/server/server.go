@@ -59,7 +59,7 @@
 //	POST /revoke?path=P              blocking ASTs for every lock on P and its parent directory
 //	POST /rename?from=P&to=Q         rename behind the client's back, then revoke the locks involved
 //	POST /unlink?path=P              unlink behind the client's back, then revoke
-//	POST /evict[?nid=N]              evict one client (or all)
+//	POST /evict[?nid=N]              evict one client (or all) from every target
 //	GET  /faults                     active fault rules
 //	POST /faults                     add rules (YAML or JSON list, see package faults)
 //	DELETE /faults                   remove every rule
@@ -497,7 +497,9 @@ func (s *Server) dispatch(r *ptlrpc.Request, act *faults.Action) *ptlrpc.Reply {
 	r.Export = x
 	x.SetConn(r.Conn)
 	if act != nil && act.Evict {
-		s.evictNID(x.ClientNID)
+		// Evicted by this target only, as a real server's target does.
+		s.locks.DropExport(x)
+		s.exports.Remove(x.Cookie)
 		return ptlrpc.ErrorReply(ptlrpc.ENOTCONN)
 	}
 	if act != nil && act.Errno != 0 {
