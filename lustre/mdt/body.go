@@ -32,6 +32,7 @@ const (
 	MDLinkName   = 0x40000
 	MDFlHandle   = 0x80000
 	MDFlXattrLs  = 0x2000000000
+	MDFlACL      = 0x8000000000
 	MDFlGetattr  = MDFlID | MDFlAtime | MDFlMtime | MDFlCtime | MDFlSize | MDFlBlocks | MDFlMode | MDFlType | MDFlUID | MDFlGID | MDFlFlags | MDFlNlink | MDFlRdev
 	fidSize      = 16
 	luPageSize   = 4096

@@ -3,7 +3,8 @@
 //
 // Opcodes handled (request portals 12, 13, 23, 29, 30; replies to 10):
 //
-//	MDS_CONNECT (38)        grants IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT ∩ asked, ibits_known ∩ 0x1f
+//	MDS_CONNECT (38)        grants IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT|ACL ∩ asked, ibits_known ∩ 0x1f
+//	                        (ACL: no inode has one; getattr says so with OBD_MD_FLACL, aclsize 0)
 //	MDS_DISCONNECT (39)     drops the export (in the server's generic code)
 //	MDS_GET_ROOT (40)       root FID [0x200000007:0x1:0x0] (also the staging MDS_GETSTATUS)
 //	MDS_STATFS (41)         obd_statfs with the tree's inode count
@@ -34,7 +35,7 @@ import (
 
 // Supported are the connect flags the MDT grants (when asked).
 const Supported = ptlrpc.ConnectIbits | ptlrpc.ConnectAttrFID | ptlrpc.ConnectNodevoh | ptlrpc.ConnectVersion |
-	ptlrpc.ConnectFID | ptlrpc.ConnectFull20 | ptlrpc.ConnectAT
+	ptlrpc.ConnectFID | ptlrpc.ConnectFull20 | ptlrpc.ConnectAT | ptlrpc.ConnectACL
 
 // ibitsKnown are the inode bits the MDT understands: LOOKUP, UPDATE,
 // OPEN, LAYOUT, PERM (not XATTR, so the client keeps no xattr cache).
@@ -125,6 +126,10 @@ func (s *Service) statfs() *Statfs {
 func (s *Service) attrBody(n *namespace.Node, wantValid uint64) (Body, []byte) {
 	snap := s.Tree.Snapshot(n)
 	b := AttrBody(&snap)
+	if wantValid&MDFlACL != 0 {
+		// No inode has an ACL: say so (OBD_MD_FLACL with aclsize 0).
+		b.Valid |= MDFlACL
+	}
 	var md []byte
 	if snap.Mode&namespace.ModeType == namespace.ModeSymlink && wantValid&MDLinkName != 0 {
 		md = append([]byte(snap.Target), 0)

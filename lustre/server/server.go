@@ -23,7 +23,7 @@
 //	LLOG_ORIGIN_HANDLE_NEXT_BLOCK (502) 26→25   MGS    8192-byte chunk; -EBADR past the end
 //	LLOG_ORIGIN_HANDLE_PREV_BLOCK (508) 26→25   MGS    chunk at the offset
 //	MGS_CONFIG_READ (256)               26→25   MGS    -EOPNOTSUPP (IMP_RECOV never granted)
-//	MDS_CONNECT (38)                    12→10   MDT    IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT ∩ asked
+//	MDS_CONNECT (38)                    12→10   MDT    IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT|ACL ∩ asked
 //	MDS_STATFS (41)                     12→10   MDT    obd_statfs (bsize 4096, inode count)
 //	MDS_GET_ROOT (40)                   12→10   MDT    [0x200000007:0x1:0x0]
 //	MDS_GETATTR (33)                    23→10   MDT    attributes; symlink target with OBD_MD_LINKNAME
