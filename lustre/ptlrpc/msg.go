@@ -92,6 +92,9 @@ func (m *Msg) Unpack(b []byte) error {
 	m.Cksum = le.Uint32(b[16:])
 	m.Flags = le.Uint32(b[20:])
 	m.Opc = le.Uint32(b[24:])
+	if cap(m.Bufs) < int(n) {
+		m.Bufs = make([][]byte, 0, n)
+	}
 	m.Bufs = m.Bufs[:0]
 	off := hl
 	for i := 0; i < int(n); i++ {
