@@ -337,3 +337,22 @@ func TestBuildSeriesIncremental(t *testing.T) {
 		t.Error("the module build wrote into the module's own tree")
 	}
 }
+
+// BenchmarkIncrementalBuild alternates between the test series' first two
+// and all three patches on qemu-minimal + lockdep: after the first
+// iteration each one is an incremental build of the same build folder.
+// Run: go test -run XXX -bench IncrementalBuild -benchtime 4x ./build
+func BenchmarkIncrementalBuild(b *testing.B) {
+	needKernelSource(b)
+	series, err := ReadSeries("testdata/series/good.mbox")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		r, err := Build(context.Background(), Request{Source: tarball, Patches: series[:2+i%2], Configs: []string{"qemu-minimal", "lockdep"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("patches 1-%d: %s, incremental=%v, %d steps", 2+i%2, r.Duration, r.Incremental, r.Compiled)
+	}
+}

@@ -86,8 +86,9 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "kregress build: %v\n", err)
 		var ce *build.CompileError
-		if errors.As(err, &ce) {
-			return exitFail // the patches do not compile: a test result
+		var ae *build.ApplyError
+		if errors.As(err, &ce) || errors.As(err, &ae) {
+			return exitFail // the patches do not apply or compile: a test result
 		}
 		return exitInfra
 	}
