@@ -54,6 +54,9 @@ type Spec struct {
 	OnLine func(runner.Line)
 	// Symbolizer, if set, turns crash stack frames into file:line.
 	Symbolizer *symbolize.Symbolizer
+	// SourceRoot is the kernel tree the Symbolizer's binaries were built
+	// from; it is cut from source paths so they read fs/namei.c:1698.
+	SourceRoot string
 	// Lustre configures the simulated server for suites whose target is
 	// lustre.
 	Lustre LustreSpec
@@ -247,8 +250,19 @@ func (r *run) symbolized(reps []triage.Report) []triage.Report {
 	if r.spec.Symbolizer == nil {
 		return reps
 	}
+	prefix := strings.TrimSuffix(r.spec.SourceRoot, "/") + "/"
 	for i := range reps {
 		r.spec.Symbolizer.SymbolizeReport(&reps[i])
+		if r.spec.SourceRoot == "" {
+			continue
+		}
+		for j := range reps[i].Stack {
+			f := &reps[i].Stack[j]
+			f.File = strings.TrimPrefix(f.File, prefix)
+			for k := range f.Inlined {
+				f.Inlined[k].File = strings.TrimPrefix(f.Inlined[k].File, prefix)
+			}
+		}
 	}
 	return reps
 }

@@ -292,7 +292,7 @@ func (t *seriesTester) step(ctx context.Context, k int) *Step {
 		rs := t.spec.Run
 		rs.Kernel, rs.Suite, rs.Out, rs.Label = st.Kernel, s, stepDir, s.Name
 		rs.ModulesDir = modDir
-		rs.Symbolizer = sym
+		rs.Symbolizer, rs.SourceRoot = sym, br.Source
 		r, runDir, err := Run(ctx, rs)
 		if err != nil {
 			st.Verdict, st.Message = VerdictInfra, err.Error()

@@ -131,6 +131,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	prog := newProgress(stderr, *verbose)
 	var modDir string
 	var sym *symbolize.Symbolizer
+	var srcRoot string
 	if *doBuild {
 		req, err := bf.request(stderr)
 		if err != nil {
@@ -147,7 +148,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitInfra
 		}
-		*kernel = br.BzImage
+		*kernel, srcRoot = br.BzImage, br.Source
 		if br.ModulesDir != "" {
 			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
 		}
@@ -180,7 +181,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
 				Append: *appendArgs, Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
 				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, Lustre: lustre,
+				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, SourceRoot: srcRoot, Lustre: lustre,
 				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
 			})
 			outs[idx] = outcome{res, dir, err}
