@@ -17,9 +17,10 @@ const linuxSource = "/usr/src/linux-source-6.1.tar.xz"
 
 // TestSeriesDemo is the README's demonstration, for real: Debian's
 // linux-source-6.1 with the lockdep preset, and examples/seed-series, whose
-// third patch takes a spinlock where it should release it. Each patch is
-// built, booted and run with the seedfs suite; the first two pass and the
-// third is named as the first bad patch with a new lockdep report.
+// third of four patches takes a spinlock where it should release it. Each
+// patch is built, booted and run with the seedfs suite; the first two pass,
+// the third is named as the first bad patch with a new lockdep report, and
+// the fourth, harmless itself, still carries the bug.
 func TestSeriesDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kernels: not in -short mode")
@@ -50,8 +51,11 @@ func TestSeriesDemo(t *testing.T) {
 	if res.Base == nil || res.Base.Verdict != VerdictPass {
 		t.Fatalf("base: %+v", res.Base)
 	}
-	if len(res.Patches) < 3 {
-		t.Fatalf("want a verdict per patch, got %d", len(res.Patches))
+	if len(res.Patches) != 4 {
+		t.Fatalf("want a verdict per patch (4), got %d", len(res.Patches))
+	}
+	if p := res.Patches[3]; p.Verdict != VerdictCrash {
+		t.Errorf("patch 4 (on top of the bug): %s, want crash", p.Verdict)
 	}
 	for _, p := range res.Patches[:2] {
 		if p.Verdict != VerdictPass {
