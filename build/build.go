@@ -330,9 +330,11 @@ func seriesDigest(patches []Patch) string {
 	return digest(parts...)
 }
 
-// makeEnv is the environment of every make: ccache's folder in the cache.
+// makeEnv is the environment of every make: ccache's folder in the cache,
+// and untranslated compiler messages (the kernel's Makefile unexports
+// LC_ALL, so LC_MESSAGES it is).
 func makeEnv(root string) []string {
-	env := os.Environ()
+	env := append(os.Environ(), "LC_MESSAGES=C")
 	if _, err := exec.LookPath("ccache"); err == nil {
 		env = append(env, "CCACHE_DIR="+filepath.Join(root, "ccache"))
 	}

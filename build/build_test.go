@@ -255,6 +255,51 @@ func TestPresetsOnRealTree(t *testing.T) {
 	}
 }
 
+// TestBuildDiagnostics builds a series whose patch 2 adds an unused
+// variable (the warning is reported against the patched file) and whose
+// patch 3 calls a function that does not exist (a *CompileError naming the
+// file, line and message, and no completion marker).
+func TestBuildDiagnostics(t *testing.T) {
+	needKernelSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	series, err := ReadSeries("testdata/series/diagnostics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Source: tarball, Patches: series[:2], Configs: []string{"qemu-minimal", "lockdep"}, Progress: progressWriter{t}}
+	r, err := Build(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range r.Warnings {
+		got = append(got, w.String())
+		if !w.InSeries {
+			t.Errorf("warning %s not marked as in the series", w)
+		}
+	}
+	want := []string{"kernel/kregress_test.c:11:13: warning: unused variable 'unused_in_patch_2' [-Wunused-variable]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings %q, want %q", got, want)
+	}
+
+	req.Patches = series
+	_, err = Build(ctx, req)
+	var ce *CompileError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Build with a patch that does not compile: %v, want a *CompileError", err)
+	}
+	t.Logf("error: %v", err)
+	if len(ce.Errors) == 0 || ce.Errors[0].File != "kernel/kregress_test.c" || ce.Errors[0].Line != 14 ||
+		!strings.Contains(ce.Errors[0].Message, "implicit declaration of function 'kregress_test_no_such_function'") || !ce.Errors[0].InSeries {
+		t.Errorf("compile errors %+v, want kernel/kregress_test.c:14 implicit declaration", ce.Errors)
+	}
+	if _, err := os.Stat(filepath.Join(r.Dir, completeMarker)); err == nil {
+		t.Error("a failed build left its folder marked complete")
+	}
+}
+
 // TestBuildSeriesIncremental builds linux-source-6.1 with qemu-minimal +
 // lockdep and the first two patches of the test series, then with all
 // three and the crash test module: the second build reuses the build

@@ -74,6 +74,8 @@ var (
 // from absolute paths.
 func parseDiagnostic(line, srctree string) (Diagnostic, bool) {
 	line = ansiRe.ReplaceAllString(line, "")
+	// gcc quotes with ‘ ’ in UTF-8 locales and ' ' in others.
+	line = strings.NewReplacer("\u2018", "'", "\u2019", "'").Replace(line)
 	if m := diagRe.FindStringSubmatch(line); m != nil {
 		d := Diagnostic{File: m[1], Severity: m[4], Message: m[5]}
 		d.Line, _ = strconv.Atoi(m[2])
@@ -166,8 +168,12 @@ func runMake(ctx context.Context, dir string, env []string, args []string, srctr
 // options.
 func targets(args []string) []string {
 	var t []string
-	for _, a := range args {
-		if !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-C" || a == "-f":
+			i++ // its value
+		case !strings.HasPrefix(a, "-") && !strings.Contains(a, "="):
 			t = append(t, a)
 		}
 	}
