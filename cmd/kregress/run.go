@@ -99,17 +99,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kregress run: --accel %q: want kvm or tcg\n", *accel)
 		return exitInfra
 	}
-	if len(suiteNames) == 0 {
-		suiteNames = stringList{"smoke"}
-	}
-	var loaded []*suites.Suite
-	for _, n := range suiteNames {
-		s, err := suites.Load(n)
-		if err != nil {
-			fmt.Fprintf(stderr, "kregress run: %v\n", err)
-			return exitInfra
-		}
-		loaded = append(loaded, s)
+	loaded, err := loadSuites(suiteNames)
+	if err != nil {
+		fmt.Fprintf(stderr, "kregress run: %v\n", err)
+		return exitInfra
 	}
 	if *jobs < 1 {
 		*jobs = 1
@@ -225,4 +218,21 @@ func moduleName(path string) string {
 		b = b[:i]
 	}
 	return b
+}
+
+// loadSuites loads the named suites (shipped names or files); none means
+// the smoke suite.
+func loadSuites(names []string) ([]*suites.Suite, error) {
+	if len(names) == 0 {
+		names = []string{"smoke"}
+	}
+	var loaded []*suites.Suite
+	for _, n := range names {
+		s, err := suites.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		loaded = append(loaded, s)
+	}
+	return loaded, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/job"
-	"github.com/kregress/kregress/suites"
 )
 
 func init() {
@@ -49,17 +48,10 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kregress test: %v\n", err)
 		return exitInfra
 	}
-	if len(suiteNames) == 0 {
-		suiteNames = stringList{"smoke"}
-	}
-	var loaded []*suites.Suite
-	for _, n := range suiteNames {
-		s, err := suites.Load(n)
-		if err != nil {
-			fmt.Fprintf(stderr, "kregress test: %v\n", err)
-			return exitInfra
-		}
-		loaded = append(loaded, s)
+	loaded, err := loadSuites(suiteNames)
+	if err != nil {
+		fmt.Fprintf(stderr, "kregress test: %v\n", err)
+		return exitInfra
 	}
 	ctx, stop := signalContext()
 	defer stop()
