@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kregress/kregress/results"
 )
 
 // Accelerators.
@@ -57,7 +59,7 @@ func ProbeAccel(ctx context.Context, kernel, cacheDir string) ProbeResult {
 	if ctx.Err() == nil {
 		if data, err := json.Marshal(r); err == nil {
 			os.MkdirAll(cacheDir, 0o755)
-			writeFileAtomic(cachePath, data)
+			results.WriteAtomic(cachePath, data)
 		}
 	}
 	return r
@@ -133,22 +135,4 @@ func lastLine(s string) string {
 		return "QEMU exited without a word"
 	}
 	return s
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
