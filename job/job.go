@@ -39,6 +39,7 @@ type Spec struct {
 	Out          string // root of run directories
 	Append       string // extra kernel command line
 	Accel        string // "", kvm, tcg
+	Boot         string // "", auto, bzimage: see runner.Config.Boot
 	MemoryMB     int
 	CPUs         int
 	BootTimeout  time.Duration
@@ -198,7 +199,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	spec.Progress("boot: %s", filepath.Base(spec.Kernel))
 	inst, err := runner.Start(ctx, runner.Config{
-		Kernel: spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel,
+		Kernel: spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel, Boot: spec.Boot,
 		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, Dir: r.dir.Path, Agent: true,
 		BootTimeout: spec.BootTimeout, NoOutputTimeout: spec.NoOutputTimeout,
 		OnLine: spec.OnLine, StopOnCrash: true, CacheDir: spec.CacheDir,
@@ -227,8 +228,9 @@ func (r *run) do(ctx context.Context) error {
 	}
 	r.res.Accel = inst.Accel()
 	r.res.AccelReason = inst.AccelReason()
+	r.res.Boot = inst.BootProtocol()
 	r.res.BootSeconds = inst.BootTime().Seconds()
-	spec.Progress("booted in %.1fs (%s)", r.res.BootSeconds, inst.Accel())
+	spec.Progress("booted in %.1fs (%s, %s)", r.res.BootSeconds, inst.Accel(), r.res.Boot)
 	r.runSuite(ctx)
 	inst.Close()
 	r.finish(ctx)

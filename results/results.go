@@ -34,11 +34,14 @@ const (
 
 // Result is the content of result.json.
 type Result struct {
-	Status      string    `json:"status"`           // pass, fail, crash, infra
-	Reason      string    `json:"reason,omitempty"` // why, for anything but pass
-	Outcome     string    `json:"outcome,omitempty"`
-	Accel       string    `json:"accel"`
-	AccelReason string    `json:"accel_reason,omitempty"`
+	Status      string `json:"status"`           // pass, fail, crash, infra
+	Reason      string `json:"reason,omitempty"` // why, for anything but pass
+	Outcome     string `json:"outcome,omitempty"`
+	Accel       string `json:"accel"`
+	AccelReason string `json:"accel_reason,omitempty"`
+	// Boot is how QEMU entered the kernel: "pvh" (the bzImage's vmlinux,
+	// directly) or "bzimage".
+	Boot        string    `json:"boot,omitempty"`
 	Kernel      string    `json:"kernel"`
 	Release     string    `json:"kernel_release,omitempty"`
 	Suite       string    `json:"suite,omitempty"`
@@ -191,7 +194,11 @@ func Summary(w io.Writer, r *Result, dir string) {
 	if r.AccelReason != "" {
 		fmt.Fprintf(w, " (%s)", r.AccelReason)
 	}
-	fmt.Fprintf(w, "\nboot     %.1fs, wall %.1fs\n", r.BootSeconds, r.WallSeconds)
+	fmt.Fprintf(w, "\nboot     %.1fs", r.BootSeconds)
+	if r.Boot != "" {
+		fmt.Fprintf(w, " (%s)", r.Boot)
+	}
+	fmt.Fprintf(w, ", wall %.1fs\n", r.WallSeconds)
 	if len(r.Tests) > 0 {
 		fmt.Fprintf(w, "tests    (%s)\n", r.Suite)
 		for _, t := range r.Tests {

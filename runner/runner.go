@@ -34,6 +34,7 @@ import (
 
 	"github.com/kregress/kregress/agent"
 	"github.com/kregress/kregress/results/triage"
+	"github.com/kregress/kregress/runner/pvh"
 )
 
 const qemuBinary = "qemu-system-x86_64"
@@ -86,8 +87,15 @@ type Config struct {
 	// StopOnCrash ends the VM as soon as a crash report is complete
 	// (default true when unset via DefaultConfig; a zero Config means false).
 	StopOnCrash bool
-	// CacheDir holds the accelerator probe's answer.
+	// CacheDir holds the accelerator probe's answer and the kernels
+	// extracted for direct boot.
 	CacheDir string
+	// Boot is how QEMU enters the kernel: "" or "auto" boots the vmlinux
+	// inside a PVH-capable bzImage directly (extracted once into CacheDir;
+	// see package pvh), which under TCG saves the seconds the firmware and
+	// the kernel's decompressor take; "bzimage" always boots the bzImage
+	// the classic way. Without a CacheDir, auto means bzimage.
+	Boot string
 	// Log receives the runner's own progress lines (nil: discarded).
 	Log func(format string, args ...any)
 }
@@ -96,6 +104,7 @@ type Config struct {
 type Instance struct {
 	cfg       Config
 	accel     ProbeResult
+	kernel    pvh.Kernel // what -kernel gets
 	cmd       *exec.Cmd
 	tmpDir    string
 	port      int
@@ -169,11 +178,47 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	default:
 		return nil, fmt.Errorf("runner: unknown accelerator %q (want kvm or tcg)", cfg.Accel)
 	}
+	inst.kernel = pvh.Kernel{Path: cfg.Kernel, Reason: "bzimage boot requested"}
+	switch cfg.Boot {
+	case "", BootAuto:
+		if cfg.CacheDir == "" {
+			inst.kernel.Reason = "no cache directory to extract the kernel into"
+			break
+		}
+		k, err := pvh.Prepare(ctx, cfg.Kernel, filepath.Join(cfg.CacheDir, "kernels"))
+		if err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+		inst.kernel = k
+		if k.PVH {
+			cfg.Log("boot: direct PVH entry into %s", k.Path)
+		} else {
+			cfg.Log("boot: bzImage through the firmware: %s", k.Reason)
+		}
+	case BootBzImage:
+	default:
+		return nil, fmt.Errorf("runner: unknown boot mode %q (want auto or bzimage)", cfg.Boot)
+	}
 	if err := inst.boot(ctx); err != nil {
 		inst.Close()
 		return nil, err
 	}
 	return inst, nil
+}
+
+// Boot modes for Config.Boot.
+const (
+	BootAuto    = "auto"
+	BootBzImage = "bzimage"
+)
+
+// BootProtocol says how QEMU entered the kernel: "pvh" (the extracted
+// vmlinux) or "bzimage".
+func (i *Instance) BootProtocol() string {
+	if i.kernel.PVH {
+		return "pvh"
+	}
+	return "bzimage"
 }
 
 // Accel is the accelerator this VM runs under.
@@ -246,7 +291,7 @@ func (i *Instance) startQEMU(ctx context.Context, appendLine string) error {
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-m", fmt.Sprint(i.cfg.MemoryMB), "-smp", fmt.Sprint(i.cfg.CPUs),
-		"-kernel", i.cfg.Kernel, "-append", strings.TrimSpace(appendLine),
+		"-kernel", i.kernel.Path, "-append", strings.TrimSpace(appendLine),
 		"-serial", "stdio",
 		"-qmp", "unix:" + i.qmpPath + ",server=on,wait=off",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),

@@ -17,6 +17,7 @@ import (
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage/symbolize"
+	"github.com/kregress/kregress/runner"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -59,6 +60,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "out", "`DIR` under which run directories are made")
 	timeout := fs.Duration("timeout", 30*time.Minute, "overall time limit for the whole command")
 	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
+	boot := fs.String("boot", "auto", "how QEMU enters the kernel: auto (the bzImage's vmlinux directly when it has a PVH entry; much faster under TCG) or bzimage")
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	appendArgs := fs.String("append", "", "extra kernel command line")
 	mem := fs.Int("memory", 1024, "guest memory in MiB")
@@ -97,6 +99,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *accel != "" && *accel != "kvm" && *accel != "tcg" {
 		fmt.Fprintf(stderr, "kregress run: --accel %q: want kvm or tcg\n", *accel)
+		return exitInfra
+	}
+	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
+		fmt.Fprintf(stderr, "kregress run: --boot %q: want auto or bzimage\n", *boot)
 		return exitInfra
 	}
 	loaded, err := loadSuites(suiteNames)
@@ -172,7 +178,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			label := s.Name
 			res, dir, err := job.Run(ctx, job.Spec{
 				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
-				Append: *appendArgs, Accel: *accel, MemoryMB: *mem, CPUs: *cpus,
+				Append: *appendArgs, Accel: *accel, Boot: *boot, MemoryMB: *mem, CPUs: *cpus,
 				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
 				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, SourceRoot: srcRoot, Lustre: lustre,
 				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/job"
+	"github.com/kregress/kregress/runner"
 )
 
 func init() {
@@ -28,6 +29,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "out", "`DIR` under which the series' run directory is made")
 	timeout := fs.Duration("timeout", 3*time.Hour, "overall time limit")
 	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
+	boot := fs.String("boot", "auto", "how QEMU enters the kernel: auto (the bzImage's vmlinux directly when it has a PVH entry) or bzimage")
 	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
 	noOutput := fs.Duration("no-output-timeout", 0, "end a run when the console is silent this long (0: never)")
 	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
@@ -40,6 +42,10 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if bf.series == "" {
 		fmt.Fprintln(stderr, "kregress test: --series is required")
+		return exitInfra
+	}
+	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
+		fmt.Fprintf(stderr, "kregress test: --boot %q: want auto or bzimage\n", *boot)
 		return exitInfra
 	}
 	prog := newProgress(stderr, *verbose)
@@ -60,7 +66,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
 		Build: req, Suites: loaded, PerPatch: *perPatch, Out: *out,
 		Command: "kregress test " + strings.Join(args, " "),
-		Run: job.Spec{Accel: *accel, BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
+		Run: job.Spec{Accel: *accel, Boot: *boot, BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
 			Progress: prog.Printf},
 		Progress: prog.Printf,
 	})
