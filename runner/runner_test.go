@@ -83,6 +83,9 @@ func TestBootRunCommandsAndTimeout(t *testing.T) {
 	}
 	defer inst.Close()
 	t.Logf("booted in %v", inst.BootTime())
+	if inst.BootProtocol() != "bzimage" {
+		t.Errorf("boot protocol %s without a cache directory, want bzimage", inst.BootProtocol())
+	}
 	st, err := inst.Status()
 	if err != nil || st != "running" {
 		t.Errorf("QMP status = %q, %v; want running", st, err)
@@ -134,11 +137,17 @@ func TestCrashStopsVM(t *testing.T) {
 	img := agentImage(t, modDir, "")
 	dir := t.TempDir()
 	ctx := context.Background()
-	inst, err := Start(ctx, Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG, StopOnCrash: true})
+	// This one boots through PVH (the other boot tests go through the
+	// bzImage), so the crash path is seen on both.
+	inst, err := Start(ctx, Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
+		StopOnCrash: true, CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inst.Close()
+	if inst.BootProtocol() != "pvh" {
+		t.Errorf("boot protocol %s, want pvh for Debian's kernel", inst.BootProtocol())
+	}
 	_, err = inst.Run(ctx, "echo c > /proc/sysrq-trigger; sleep 600", nil, 5*time.Minute)
 	var ve *VMError
 	if !errors.As(err, &ve) || ve.Outcome != OutcomeCrash {

@@ -58,6 +58,10 @@ func TestRunSmokeEndToEnd(t *testing.T) {
 	if r.Status != results.StatusPass || r.BootSeconds <= 0 || (r.Accel != "tcg" && r.Accel != "kvm") {
 		t.Errorf("result: status %s boot %.1f accel %q", r.Status, r.BootSeconds, r.Accel)
 	}
+	// Debian's kernel has CONFIG_PVH: the default boot enters its vmlinux directly.
+	if r.Boot != "pvh" {
+		t.Errorf("result boot %q, want pvh", r.Boot)
+	}
 	if len(r.Tests) != 7 {
 		t.Fatalf("want 7 smoke tests, got %d", len(r.Tests))
 	}
@@ -78,7 +82,7 @@ func TestRunSmokeEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"status", "accel", "kernel", "boot_seconds", "tests", "crashes"} {
+	for _, k := range []string{"status", "accel", "kernel", "boot_seconds", "boot", "tests", "crashes"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("result.json lacks %q", k)
 		}
@@ -161,6 +165,10 @@ func TestRunBadInput(t *testing.T) {
 	code, _, stderr = runMain(t, "run", "--kernel", kernel, "--suite", bad, "--out", out)
 	if code != exitInfra || !strings.Contains(stderr, bad+":4:5:") {
 		t.Errorf("malformed suite: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runMain(t, "run", "--kernel", kernel, "--boot", "uefi", "--out", out)
+	if code != exitInfra || !strings.Contains(stderr, `--boot "uefi"`) {
+		t.Errorf("bad --boot: exit %d, %q", code, stderr)
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Errorf("bad input left %d entries in the output dir", len(ents))
