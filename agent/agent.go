@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -205,28 +206,19 @@ func loadModule(path, params string) error {
 }
 
 func setupNetwork() error {
-	steps := [][]string{
-		{"ip", "link", "set", "lo", "up"},
-		{"ip", "link", "set", "eth0", "up"},
-		{"ip", "addr", "add", guestAddr, "dev", "eth0"},
-		{"ip", "route", "add", "default", "via", gateway},
-	}
 	var err error
 	// The NIC may appear a moment after its driver loads.
-	for try := 0; try < 50; try++ {
+	for try := 0; try < 100; try++ {
 		if _, err = os.Stat("/sys/class/net/eth0"); err == nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
 		return fmt.Errorf("network: no eth0 (is virtio-net built in or its module listed?): %w", err)
 	}
-	for _, s := range steps {
-		out, err := exec.Command("/bin/busybox", s...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("network: %s: %v: %s", strings.Join(s, " "), err, out)
-		}
+	if err := configureNetwork("eth0", netip.MustParsePrefix(guestAddr), netip.MustParseAddr(gateway)); err != nil {
+		return fmt.Errorf("network: %w", err)
 	}
 	return nil
 }

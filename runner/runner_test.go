@@ -3,6 +3,11 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,6 +101,18 @@ func TestBootRunCommandsAndTimeout(t *testing.T) {
 	}
 	if r.ExitCode != 3 || string(r.Stdout) != "out\n" || string(r.Stderr) != "err\n" {
 		t.Errorf("got exit %d stdout %q stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	// The agent configured the network: the guest reaches a host service
+	// bound to loopback through user networking's 10.0.2.2.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello from the host\n")
+	}))
+	defer srv.Close()
+	hostPort := srv.Listener.Addr().(*net.TCPAddr).Port
+	r, err = inst.Run(ctx, fmt.Sprintf("wget -q -O- http://10.0.2.2:%d/ && ip route", hostPort), nil, 20*time.Second)
+	if err != nil || r.ExitCode != 0 || !strings.HasPrefix(string(r.Stdout), "hello from the host\n") ||
+		!strings.Contains(string(r.Stdout), "default via 10.0.2.2 dev eth0") {
+		t.Errorf("guest to host over the network: exit %d, %v\nstdout %q\nstderr %q", r.ExitCode, err, r.Stdout, r.Stderr)
 	}
 	// File copy both ways.
 	if err := inst.Put(ctx, "/tmp/f", strings.NewReader("payload\n"), 0o640); err != nil {
