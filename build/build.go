@@ -316,8 +316,19 @@ func readRequestSeries(ctx context.Context, req *Request) ([]Patch, error) {
 		}
 	}
 	patches = append(patches, req.Patches...)
-	for i := range patches {
-		patches[i].Number, patches[i].Total = i+1, len(patches)
+	// A prefix of a series handed over as Patches keeps its numbers
+	// ("patch 3/4"), so progress and errors name patches as the whole
+	// series does; anything else is numbered as the list given.
+	keep := req.Series == "" && len(patches) > 0
+	for _, p := range patches {
+		if p.Number < 1 || p.Number > p.Total {
+			keep = false
+		}
+	}
+	if !keep {
+		for i := range patches {
+			patches[i].Number, patches[i].Total = i+1, len(patches)
+		}
 	}
 	return patches, nil
 }

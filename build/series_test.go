@@ -1,6 +1,8 @@
 package build
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -107,5 +109,40 @@ func TestCleanSubject(t *testing.T) {
 		if s != want.s || n != want.n {
 			t.Errorf("cleanSubject(%q) = %q, %d; want %q, %d", in, s, n, want.s, want.n)
 		}
+	}
+}
+
+// TestPrefixKeepsNumbers: a prefix of a series handed to a build as
+// Patches (as `kregress test` does per step) keeps the series' numbers;
+// a series read from a file is numbered as read, and so is a mixture.
+func TestPrefixKeepsNumbers(t *testing.T) {
+	ps, err := ReadSeries("testdata/series/good.mbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := func(ps []Patch) (l []string) {
+		for _, p := range ps {
+			l = append(l, fmt.Sprintf("%d/%d", p.Number, p.Total))
+		}
+		return l
+	}
+	got, err := readRequestSeries(context.Background(), &Request{Patches: ps[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := labels(got); !reflect.DeepEqual(l, []string{"1/3", "2/3"}) {
+		t.Errorf("prefix of two: %v, want [1/3 2/3]", l)
+	}
+	got, err = readRequestSeries(context.Background(), &Request{Series: "testdata/series/good.mbox", Patches: ps[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := labels(got); !reflect.DeepEqual(l, []string{"1/4", "2/4", "3/4", "4/4"}) {
+		t.Errorf("series plus one patch: %v, want 1/4..4/4", l)
+	}
+	loose := []Patch{{Subject: "a"}, {Subject: "b"}}
+	got, _ = readRequestSeries(context.Background(), &Request{Patches: loose})
+	if l := labels(got); !reflect.DeepEqual(l, []string{"1/2", "2/2"}) {
+		t.Errorf("unnumbered patches: %v, want [1/2 2/2]", l)
 	}
 }
