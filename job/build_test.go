@@ -38,6 +38,10 @@ func TestBuiltLockdepKernelBoots(t *testing.T) {
 	if res.Status != "pass" || res.Release != br.Release {
 		t.Errorf("smoke on the built kernel: %s (%s), release %s", res.Status, res.Reason, res.Release)
 	}
+	// qemu-minimal asks for CONFIG_PVH, so the runner boots the vmlinux directly.
+	if res.Boot != "pvh" {
+		t.Errorf("the built kernel booted through %q, want pvh", res.Boot)
+	}
 	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
 	var selftest string
 	for _, l := range strings.Split(string(console), "\n") {
