@@ -3,7 +3,9 @@
 // kernel modules the image lists, brings up the network that QEMU's user
 // networking expects, and serves SSH (golang.org/x/crypto/ssh) to the one
 // host key pair of this run: exec with exit status, stdout and stderr, signals,
-// and file copy. Nothing else in the guest speaks to the host.
+// and file copy. Nothing else in the guest speaks to the host. When the
+// ACPI power button is pressed (QMP system_powerdown) it syncs and powers
+// the guest off, as a distribution's init would.
 //
 // The host passes the run's authorized public key and the SSH port on the
 // kernel command line (kregress.key=, kregress.port=). The agent prints
@@ -116,6 +118,15 @@ func Init() {
 	logf("hostkey %s", srv.Fingerprint())
 	fmt.Fprintf(console, "%s on port %s\n", ReadyMarker, port)
 	go reapOrphans()
+	go func() {
+		if err := watchPowerButton(); err != nil {
+			logf("no ACPI power button: %v", err)
+			return
+		}
+		logf("ACPI power button pressed: powering off")
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	}()
 	if err := srv.Serve(ln); err != nil {
 		fail(err)
 	}

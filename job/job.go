@@ -84,6 +84,11 @@ type LustreSpec struct {
 // that the guest needs for its network.
 var netModules = []string{"virtio_pci", "virtio_net"}
 
+// buttonModule is ACPI's button driver, which the agent needs to hear the
+// power button (QMP system_powerdown); loaded when the kernel has it as a
+// module.
+const buttonModule = "button"
+
 // CacheDir returns kregress's cache root: $KREGRESS_CACHE, else
 // $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
 func CacheDir() string {
@@ -175,6 +180,9 @@ func (r *run) do(ctx context.Context) error {
 	if modDir != "" {
 		img.ModulesDir = modDir
 		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
+		if _, err := images.ResolveModules(modDir, []string{buttonModule}); err == nil {
+			img.Modules = append(img.Modules, buttonModule)
+		}
 	} else if len(spec.Modules) > 0 {
 		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
 	}

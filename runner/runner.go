@@ -512,9 +512,11 @@ func (i *Instance) Status() (string, error) {
 	return r.Return.Status, nil
 }
 
-// Powerdown asks the guest to power off (ACPI system_powerdown) and waits
-// up to timeout for QEMU to exit, then kills it.
-func (i *Instance) Powerdown(timeout time.Duration) {
+// Powerdown asks the guest to power off (QMP system_powerdown, the ACPI
+// power button, which the kregress agent answers by syncing and powering
+// off) and waits up to timeout for QEMU to exit; then it kills QEMU. It
+// reports whether the guest powered off by itself in time.
+func (i *Instance) Powerdown(timeout time.Duration) (clean bool) {
 	if mon, err := qmp.NewSocketMonitor("unix", i.qmpPath, time.Second); err == nil {
 		if mon.Connect() == nil {
 			mon.Run([]byte(`{"execute":"system_powerdown"}`))
@@ -523,9 +525,22 @@ func (i *Instance) Powerdown(timeout time.Duration) {
 	}
 	select {
 	case <-i.exited:
+		clean = true
 	case <-time.After(timeout):
 	}
-	i.finish(OutcomeStopped, "powered down")
+	if clean {
+		// QEMU's exit was asked for: it is a stop, not the guest's own
+		// doing (a crash seen meanwhile keeps its outcome).
+		i.mu.Lock()
+		if i.outcome == OutcomeRunning || i.outcome == OutcomeExited {
+			i.outcome, i.reason = OutcomeStopped, "the guest powered off after system_powerdown"
+		}
+		i.mu.Unlock()
+		i.kill()
+	} else {
+		i.finish(OutcomeStopped, fmt.Sprintf("killed: the guest did not power off within %v of system_powerdown", timeout))
+	}
+	return clean
 }
 
 // Wait blocks until QEMU exits or ctx ends.

@@ -44,7 +44,7 @@ func agentImage(t *testing.T, modDir, extra string) string {
 		t.Fatal(err)
 	}
 	img, err := images.Build(ctx, images.Spec{
-		Agent: agent, ModulesDir: modDir, Modules: []string{"virtio_pci", "virtio_net"}, ExtraDir: extra,
+		Agent: agent, ModulesDir: modDir, Modules: []string{"virtio_pci", "virtio_net", "button"}, ExtraDir: extra,
 	}, filepath.Join(cache, "images"))
 	if err != nil {
 		t.Fatal(err)
@@ -276,5 +276,34 @@ func TestBadInput(t *testing.T) {
 	kernel, _ := debianKernel(t)
 	if _, err := Start(context.Background(), Config{Kernel: kernel, Dir: t.TempDir(), Accel: "hvf"}); err == nil || !strings.Contains(err.Error(), "hvf") {
 		t.Errorf("bad accel: %v", err)
+	}
+}
+
+// TestPowerdown presses the ACPI power button through QMP: the agent
+// hears it (Debian's button module is in the image) and powers off.
+func TestPowerdown(t *testing.T) {
+	kernel, modDir := debianKernel(t)
+	img := agentImage(t, modDir, "")
+	dir := t.TempDir()
+	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
+		StopOnCrash: true, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	start := time.Now()
+	if !inst.Powerdown(60 * time.Second) {
+		o, why := inst.Outcome()
+		t.Fatalf("the guest did not power off: %s (%s)", o, why)
+	}
+	t.Logf("powered off in %v", time.Since(start))
+	if o, why := inst.Outcome(); o != OutcomeStopped {
+		t.Errorf("outcome %s (%s), want stopped", o, why)
+	}
+	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+	for _, want := range []string{"ACPI power button pressed", "reboot: Power down"} {
+		if !strings.Contains(string(console), want) {
+			t.Errorf("console lacks %q", want)
+		}
 	}
 }
