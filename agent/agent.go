@@ -119,6 +119,9 @@ func Init() {
 	fmt.Fprintf(console, "%s on port %s\n", ReadyMarker, port)
 	go reapOrphans()
 	go func() {
+		if _, err := os.Stat("/sys/bus/acpi/drivers/button"); err != nil {
+			logf("no ACPI power button: no button driver (CONFIG_ACPI_BUTTON); system_powerdown goes unheard")
+		}
 		if err := watchPowerButton(); err != nil {
 			logf("no ACPI power button: %v", err)
 			return

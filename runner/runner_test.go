@@ -37,6 +37,12 @@ func debianKernel(t *testing.T) (kernel, modDir string) {
 // an optional extra tree (which may replace /init).
 func agentImage(t *testing.T, modDir, extra string) string {
 	t.Helper()
+	return agentImageWith(t, modDir, extra, "virtio_pci", "virtio_net", "button")
+}
+
+// agentImageWith is agentImage with the modules given.
+func agentImageWith(t *testing.T, modDir, extra string, modules ...string) string {
+	t.Helper()
 	ctx := context.Background()
 	cache := filepath.Join(os.TempDir(), "kregress-test-cache")
 	agent, err := images.AgentBinary(ctx, filepath.Join(cache, "agent-"+filepath.Base(t.TempDir())))
@@ -44,7 +50,7 @@ func agentImage(t *testing.T, modDir, extra string) string {
 		t.Fatal(err)
 	}
 	img, err := images.Build(ctx, images.Spec{
-		Agent: agent, ModulesDir: modDir, Modules: []string{"virtio_pci", "virtio_net", "button"}, ExtraDir: extra,
+		Agent: agent, ModulesDir: modDir, Modules: modules, ExtraDir: extra,
 	}, filepath.Join(cache, "images"))
 	if err != nil {
 		t.Fatal(err)
@@ -305,5 +311,34 @@ func TestPowerdown(t *testing.T) {
 		if !strings.Contains(string(console), want) {
 			t.Errorf("console lacks %q", want)
 		}
+	}
+}
+
+// TestPowerdownUnheard: without the button driver nobody hears the
+// button; Powerdown says so and kills QEMU after its timeout.
+func TestPowerdownUnheard(t *testing.T) {
+	kernel, modDir := debianKernel(t)
+	img := agentImageWith(t, modDir, "", "virtio_pci", "virtio_net")
+	dir := t.TempDir()
+	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
+		StopOnCrash: true, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if inst.Powerdown(3 * time.Second) {
+		t.Fatal("Powerdown says the guest powered off without a button driver")
+	}
+	select {
+	case <-inst.Done():
+	default:
+		t.Fatal("QEMU still runs after Powerdown")
+	}
+	if o, why := inst.Outcome(); o != OutcomeStopped || !strings.Contains(why, "killed") {
+		t.Errorf("outcome %s (%s), want stopped, killed", o, why)
+	}
+	console, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+	if !strings.Contains(string(console), "no ACPI power button") {
+		t.Error("the agent did not say it cannot hear the power button")
 	}
 }
