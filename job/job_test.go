@@ -7,24 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/suites"
 )
-
-func debianKernel(t *testing.T) string {
-	t.Helper()
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	if len(ks) == 0 {
-		t.Skip("no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make setup)")
-	}
-	return ks[len(ks)-1]
-}
 
 // TestWorkloadsOnTmpfs runs every shipped tmpfs workload suite in one real
 // guest and checks each workload's own verdict and figures, plus one test
 // whose workload must fail.
 func TestWorkloadsOnTmpfs(t *testing.T) {
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	all := &suites.Suite{Name: "workloads", Target: suites.TargetTmpfs}
 	for _, n := range []string{"stat", "lookup", "readdir", "racer", "mount-cycle"} {
 		s, err := suites.Load(n)
@@ -80,7 +72,7 @@ func TestLustreSanityRealClient(t *testing.T) {
 	if mods == "" {
 		t.Skip("KREGRESS_LUSTRE_MODULES is not set: no real Lustre client modules to test with")
 	}
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	kos, _ := filepath.Glob(filepath.Join(mods, "*.ko"))
 	if len(kos) == 0 {
 		t.Fatalf("no .ko files in %s", mods)

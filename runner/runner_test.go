@@ -15,23 +15,8 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/images"
+	"github.com/kregress/kregress/internal/testkernel"
 )
-
-// debianKernel returns the stock Debian kernel the tests boot, and its
-// module tree.
-func debianKernel(t *testing.T) (kernel, modDir string) {
-	t.Helper()
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	if len(ks) == 0 {
-		t.Skip("no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make setup)")
-	}
-	kernel = ks[len(ks)-1]
-	rel, err := images.KernelRelease(kernel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kernel, "/lib/modules/" + rel
-}
 
 // agentImage builds an initramfs with the agent, the network modules and
 // an optional extra tree (which may replace /init).
@@ -59,7 +44,7 @@ func agentImageWith(t *testing.T, modDir, extra string, modules ...string) strin
 }
 
 func TestProbeAccelIsQuickAndCached(t *testing.T) {
-	kernel, _ := debianKernel(t)
+	kernel, _ := testkernel.DebianWithModules(t)
 	cache := t.TempDir()
 	start := time.Now()
 	r := ProbeAccel(context.Background(), kernel, cache)
@@ -82,7 +67,7 @@ func TestProbeAccelIsQuickAndCached(t *testing.T) {
 }
 
 func TestBootRunCommandsAndTimeout(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, "")
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -156,7 +141,7 @@ func TestBootRunCommandsAndTimeout(t *testing.T) {
 }
 
 func TestCrashStopsVM(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, "")
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -210,7 +195,7 @@ func silentTree(t *testing.T) string {
 }
 
 func TestNoOutputTimeout(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, silentTree(t))
 	dir := t.TempDir()
 	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Accel: AccelTCG,
@@ -232,7 +217,7 @@ func TestNoOutputTimeout(t *testing.T) {
 }
 
 func TestBootTimeout(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, silentTree(t))
 	_, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: t.TempDir(), Accel: AccelTCG,
 		Agent: true, BootTimeout: 8 * time.Second})
@@ -246,7 +231,7 @@ func TestBootTimeout(t *testing.T) {
 }
 
 func TestCancelStopsQEMU(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	inst, err := Start(ctx, Config{Kernel: kernel, Initrd: img, Dir: t.TempDir(), Accel: AccelTCG, Agent: true})
@@ -279,7 +264,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := Start(context.Background(), Config{Kernel: "/nonexistent/bzImage", Dir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "/nonexistent/bzImage") {
 		t.Errorf("missing kernel: %v", err)
 	}
-	kernel, _ := debianKernel(t)
+	kernel, _ := testkernel.DebianWithModules(t)
 	if _, err := Start(context.Background(), Config{Kernel: kernel, Dir: t.TempDir(), Accel: "hvf"}); err == nil || !strings.Contains(err.Error(), "hvf") {
 		t.Errorf("bad accel: %v", err)
 	}
@@ -288,7 +273,7 @@ func TestBadInput(t *testing.T) {
 // TestPowerdown presses the ACPI power button through QMP: the agent
 // hears it (Debian's button module is in the image) and powers off.
 func TestPowerdown(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, "")
 	dir := t.TempDir()
 	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
@@ -317,7 +302,7 @@ func TestPowerdown(t *testing.T) {
 // TestPowerdownUnheard: without the button driver nobody hears the
 // button; Powerdown says so and kills QEMU after its timeout.
 func TestPowerdownUnheard(t *testing.T) {
-	kernel, modDir := debianKernel(t)
+	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImageWith(t, modDir, "", "virtio_pci", "virtio_net")
 	dir := t.TempDir()
 	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,

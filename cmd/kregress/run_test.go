@@ -12,17 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/results"
 )
-
-func debianKernel(t *testing.T) string {
-	t.Helper()
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	if len(ks) == 0 {
-		t.Skip("no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make setup)")
-	}
-	return ks[len(ks)-1]
-}
 
 func runMain(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -47,7 +39,7 @@ func onlyRun(t *testing.T, root string) (string, *results.Result) {
 }
 
 func TestRunSmokeEndToEnd(t *testing.T) {
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	out := t.TempDir()
 	code, stdout, stderr := runMain(t, "run", "--kernel", kernel, "--suite", "smoke", "--out", out)
 	t.Logf("stdout:\n%s", stdout)
@@ -99,7 +91,7 @@ func writeSuite(t *testing.T, body string) string {
 }
 
 func TestRunCrashStopsEarly(t *testing.T) {
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	suite := writeSuite(t, `name: crash
 target: none
 tests:
@@ -142,7 +134,7 @@ tests:
 }
 
 func TestRunJobsInParallel(t *testing.T) {
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	out := t.TempDir()
 	code, stdout, stderr := runMain(t, "run", "--kernel", kernel, "--suite", "smoke,smoke", "--jobs", "2", "--out", out)
 	if code != exitOK {
@@ -159,7 +151,7 @@ func TestRunBadInput(t *testing.T) {
 	if code != exitInfra || !strings.Contains(stderr, "/nonexistent/vmlinuz") {
 		t.Errorf("missing kernel: exit %d, %q", code, stderr)
 	}
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	bad := writeSuite(t, "name: x\ntests:\n  - name: a\n    rnu: true\n")
 	out := t.TempDir()
 	code, _, stderr = runMain(t, "run", "--kernel", kernel, "--suite", bad, "--out", out)
@@ -181,7 +173,7 @@ func TestRunBadInput(t *testing.T) {
 
 // TestSIGTERMLeavesNoQEMU kills kregress mid-run and checks its QEMU is gone.
 func TestSIGTERMLeavesNoQEMU(t *testing.T) {
-	kernel := debianKernel(t)
+	kernel := testkernel.Debian(t)
 	bin := filepath.Join(t.TempDir(), "kregress")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -11,22 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func debianKernel(t *testing.T) string {
-	t.Helper()
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	if len(ks) == 0 {
-		t.Skip("no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make setup)")
-	}
-	return ks[len(ks)-1]
-}
+	"github.com/kregress/kregress/internal/testkernel"
+)
 
 // TestDebianKernel extracts Debian's xz-compressed bzImage, checks the
 // result with binutils' readelf, and checks the cache answers the second
 // call.
 func TestDebianKernel(t *testing.T) {
-	bz := debianKernel(t)
+	bz := testkernel.Debian(t)
 	cache := t.TempDir()
 	k, err := Prepare(context.Background(), bz, cache)
 	if err != nil {
@@ -78,7 +71,7 @@ func TestDebianKernel(t *testing.T) {
 // bzImage, with the header's payload fields pointing at it.
 func fakeBzImage(t *testing.T, payload []byte) string {
 	t.Helper()
-	real, err := os.ReadFile(debianKernel(t))
+	real, err := os.ReadFile(testkernel.Debian(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +120,7 @@ func TestNoPVHNoteFallsBack(t *testing.T) {
 // TestBadKernels: each bad input gets an error naming the file and what
 // is wrong, and the cache stays empty.
 func TestBadKernels(t *testing.T) {
-	bz := debianKernel(t)
+	bz := testkernel.Debian(t)
 	real, err := os.ReadFile(bz)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +158,7 @@ func TestBadKernels(t *testing.T) {
 }
 
 func TestCanceled(t *testing.T) {
-	bz := debianKernel(t)
+	bz := testkernel.Debian(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Prepare(ctx, bz, t.TempDir()); err == nil {
