@@ -232,7 +232,9 @@ func decompress(ctx context.Context, p []byte, format string) ([]byte, error) {
 		p = p[:len(p)-4]
 	}
 	var buf bytes.Buffer
-	if want > 0 && want <= maxVmlinux {
+	// Preallocate what the image claims, within reason: a corrupt size
+	// must not cost a gigabyte up front.
+	if want > 0 && want <= maxVmlinux && want <= 32*int64(len(p)) {
 		buf.Grow(int(want))
 	}
 	switch format {
@@ -338,11 +340,11 @@ func elfHasPVH(r io.ReaderAt) (ok bool, why string, err error) {
 
 // hasNote walks an ELF note segment looking for one note by owner and type.
 func hasNote(b []byte, bo binary.ByteOrder, owner string, typ uint32) bool {
-	align4 := func(n uint32) uint32 { return (n + 3) &^ 3 }
+	align4 := func(n uint32) uint64 { return (uint64(n) + 3) &^ 3 }
 	for len(b) >= 12 {
 		namesz, descsz, t := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
 		b = b[12:]
-		if uint64(align4(namesz))+uint64(align4(descsz)) > uint64(len(b)) {
+		if align4(namesz)+align4(descsz) > uint64(len(b)) {
 			return false
 		}
 		name := strings.TrimRight(string(b[:namesz]), "\x00")

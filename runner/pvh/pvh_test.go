@@ -165,3 +165,19 @@ func TestCanceled(t *testing.T) {
 		t.Error("Prepare with a canceled context succeeded")
 	}
 }
+
+// FuzzPayload feeds arbitrary bytes to the parts that read a kernel image:
+// none may panic, whatever the sizes in the headers say.
+func FuzzPayload(f *testing.F) {
+	f.Add([]byte("\x7fELF\x02\x01\x01"), uint32(4))
+	f.Add(append(make([]byte, 12), "Xen\x00"...), uint32(18))
+	f.Add([]byte{0xfe, 0xff, 0xff, 0xff, 0, 0, 0, 0, 18, 0, 0, 0}, uint32(18))
+	f.Fuzz(func(t *testing.T, data []byte, typ uint32) {
+		hasNote(data, binary.LittleEndian, "Xen", typ)
+		elfHasPVH(bytes.NewReader(data))
+		compression(data)
+		p := filepath.Join(t.TempDir(), "k")
+		os.WriteFile(p, data, 0o644)
+		Prepare(context.Background(), p, t.TempDir())
+	})
+}
