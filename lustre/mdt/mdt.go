@@ -16,10 +16,12 @@
 //	MDS_SYNC (44)           0
 //	MDS_REINT (36)          -EROFS: the namespace changes only from the server side
 //	LDLM_ENQUEUE (101)      plain IBITS (readdir) lock: granted; intents:
-//	                        IT_GETATTR/IT_LOOKUP: positive → lock granted on the child,
+//	                        IT_GETATTR/IT_LOOKUP: positive → PR lock granted on the child
+//	                        (LOOKUP|UPDATE|PERM for getattr, LOOKUP|PERM for lookup),
 //	                        negative → ELDLM_LOCK_ABORTED with DISP_LOOKUP_NEG;
-//	                        IT_OPEN (no create): ELDLM_LOCK_ABORTED with DISP_OPEN_OPEN and
-//	                        an open handle; other intents: ELDLM_LOCK_ABORTED with -EOPNOTSUPP
+//	                        IT_OPEN: ELDLM_LOCK_ABORTED with DISP_OPEN_OPEN and an open handle;
+//	                        IT_OPEN|IT_CREAT of a missing name: -EROFS (of an existing one with
+//	                        O_EXCL: -EEXIST); other intents: ELDLM_LOCK_ABORTED with -EOPNOTSUPP
 //	SEQ_QUERY (700)         a fresh metadata sequence
 //	FLD_QUERY (900)         every sequence is on MDT0000
 package mdt
@@ -40,8 +42,6 @@ const Supported = ptlrpc.ConnectIbits | ptlrpc.ConnectAttrFID | ptlrpc.ConnectNo
 // ibitsKnown are the inode bits the MDT understands: LOOKUP, UPDATE,
 // OPEN, LAYOUT, PERM (not XATTR, so the client keeps no xattr cache).
 const ibitsKnown = 0x1f
-
-const erofs = 30
 
 // Service is the MDT.
 type Service struct {
@@ -104,7 +104,7 @@ func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
 	case ptlrpc.MDSSync:
 		return ptlrpc.StatusReply(0, (&Body{}).Marshal())
 	case ptlrpc.MDSReint:
-		return ptlrpc.StatusReply(-erofs, (&Body{}).Marshal(), nil, nil, nil, nil)
+		return ptlrpc.StatusReply(-ptlrpc.EROFS, (&Body{}).Marshal(), nil, nil, nil, nil)
 	case ptlrpc.LDLMEnqueue:
 		return s.enqueue(r)
 	case ptlrpc.SEQQuery:
@@ -259,15 +259,23 @@ func (s *Service) enqueue(r *ptlrpc.Request) *ptlrpc.Reply {
 	opc := le.Uint64(it)
 	switch {
 	case opc&(ldlm.ITGetattr|ldlm.ITLookup) != 0:
-		return s.intentGetattr(r, &dreq, cookie)
-	case opc&ldlm.ITOpen != 0 && opc&ldlm.ITCreat == 0:
-		return s.intentOpen(r, &dreq)
+		return s.intentGetattr(r, &dreq, cookie, opc)
+	case opc&ldlm.ITOpen != 0:
+		return s.intentOpen(r, &dreq, opc&ldlm.ITCreat != 0)
 	}
 	rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(ptlrpc.EOPNOTSUPP)}
 	return ptlrpc.StatusReply(ldlm.LockAborted, rep.Marshal(), (&Body{}).Marshal(), nil, nil, nil)
 }
 
-func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie uint64) *ptlrpc.Reply {
+// intentGetattr serves IT_GETATTR and IT_LOOKUP. A found name is granted
+// the lock a real MDT grants (mdt_intent_getattr): PR on the child with
+// LOOKUP|UPDATE|PERM for a getattr and LOOKUP|PERM for a lookup, whatever
+// bits the client asked for (it asks UPDATE or LOOKUP alone), flagged
+// LOCK_CHANGED so the client takes the reply's mode and bits. With these
+// the client answers a later stat from its cache (mdc_revalidate_lock
+// needs UPDATE|PERM, a dentry stays valid under LOOKUP) instead of
+// enqueuing again and cancelling the duplicate.
+func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie uint64, opc uint64) *ptlrpc.Reply {
 	body, err := UnmarshalBody(r.Msg.Buf(3))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
@@ -291,9 +299,18 @@ func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie ui
 	}
 	b, md := s.attrBody(n, body.Valid)
 	desc := dreq.Desc
+	bits := uint64(ldlm.BitLookup | ldlm.BitPerm)
+	if opc&ldlm.ITGetattr != 0 {
+		bits |= ldlm.BitUpdate
+	}
 	var flags uint32
 	if res := ResourceOf(n.FID); res != desc.Resource {
 		desc.Resource = res
+		flags |= ldlm.FlagLockChanged
+	}
+	if desc.Bits() != bits || desc.ReqMode != ldlm.ModePR {
+		desc.SetBits(bits)
+		desc.ReqMode = ldlm.ModePR
 		flags |= ldlm.FlagLockChanged
 	}
 	l := s.Locks.Grant(desc, cookie, r.Export)
@@ -302,7 +319,13 @@ func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie ui
 	return ptlrpc.StatusReply(0, rep.Marshal(), b.Marshal(), md, nil, nil, nil, nil, nil)
 }
 
-func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request) *ptlrpc.Reply {
+// openExcl is MDS_OPEN_EXCL (O_EXCL) in cr_flags.
+const openExcl = 0o200
+
+// intentOpen serves IT_OPEN, with IT_CREAT when create: an existing name
+// opens (O_EXCL gives -EEXIST); creating a missing one gives -EROFS, as
+// on a file system mounted read-only.
+func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request, create bool) *ptlrpc.Reply {
 	rec := r.Msg.Buf(3)
 	if len(rec) < recReintSize {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
@@ -317,6 +340,16 @@ func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request) *ptlrpc.Repl
 		n, ok = s.Tree.Lookup(parent, name)
 	}
 	tail := [][]byte{nil, nil, nil, nil, nil, nil, nil, nil}
+	fail := func(errno int32) *ptlrpc.Reply {
+		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(errno)}
+		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, tail...)...)
+	}
+	switch {
+	case create && !ok:
+		return fail(ptlrpc.EROFS)
+	case create && le.Uint32(rec[120:])&openExcl != 0:
+		return fail(ptlrpc.EEXIST)
+	}
 	if !ok {
 		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupNeg,
 			PolicyRes2: negErr(ptlrpc.ENOENT)}
