@@ -3,7 +3,9 @@
 //
 // Opcodes handled (request portals 12, 13, 23, 29, 30; replies to 10):
 //
-//	MDS_CONNECT (38)        grants IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT|ACL ∩ asked, ibits_known ∩ 0x1f
+//	MDS_CONNECT (38)        grants IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT|ACL ∩ asked, ibits_known ∩ 0x1f;
+//	                        replayable (MSG_CONNECT_REPLAYABLE), and a reconnect (pb_conn_cnt > 1) to a
+//	                        live export keeps its handle (MSG_CONNECT_RECONNECT)
 //	                        (ACL: no inode has one; getattr says so with OBD_MD_FLACL, aclsize 0)
 //	MDS_DISCONNECT (39)     drops the export (in the server's generic code)
 //	MDS_GET_ROOT (40)       root FID [0x200000007:0x1:0x0] (also the staging MDS_GETSTATUS)
@@ -85,7 +87,7 @@ func (s *Service) OpenCount() int {
 func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
 	switch r.Body.Opc {
 	case ptlrpc.MDSConnect:
-		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, func(req, rep *ptlrpc.ConnectData) {
+		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, ptlrpc.MsgConnectReplayable, func(req, rep *ptlrpc.ConnectData) {
 			rep.IbitsKnown = req.IbitsKnown & ibitsKnown
 			rep.Instance = 1
 		})

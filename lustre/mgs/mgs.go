@@ -75,7 +75,7 @@ func (s *Service) ClientLogFor(nid lnet.NID) *Log {
 func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
 	switch r.Body.Opc {
 	case ptlrpc.MGSConnect:
-		return ptlrpc.Connect(r, s.Exports, TargetUUID, Supported, 0, nil)
+		return ptlrpc.Connect(r, s.Exports, TargetUUID, Supported, 0, 0, nil)
 	case ptlrpc.LDLMEnqueue:
 		return PlainEnqueue(r, s.Locks)
 	case ptlrpc.LLOGOriginHandleCreate:

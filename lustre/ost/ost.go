@@ -51,7 +51,7 @@ func (s *Service) Opcodes() []uint32 {
 func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
 	switch r.Body.Opc {
 	case ptlrpc.OSTConnect:
-		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, func(req, rep *ptlrpc.ConnectData) {
+		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, ptlrpc.MsgConnectReplayable, func(req, rep *ptlrpc.ConnectData) {
 			rep.Index = uint32(s.Index)
 			rep.Instance = 1
 		})

@@ -236,7 +236,12 @@ func (e *Exports) Remove(cookie uint64) bool {
 // UUID, creates (or on reconnect reuses) the export, and grants
 // client flags ∩ supported. adjust may fill more reply fields. The
 // target UUID check compares against want; an unknown target is -ENODEV.
-func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64, adjust func(req, rep *ConnectData)) *Reply {
+// opFlags go into every reply's pb_op_flags: MsgConnectReplayable for a
+// target whose client should keep its connection state across a lost
+// reply (MDT, OST), so that a timeout leads to a reconnect, which finds
+// the export (MsgConnectReconnect, same handle), and a resend, not to an
+// eviction.
+func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64, opFlags uint32, adjust func(req, rep *ConnectData)) *Reply {
 	if len(r.Msg.Bufs) < 5 {
 		return ErrorReply(EPROTO)
 	}
@@ -263,8 +268,10 @@ func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64,
 	if adjust != nil {
 		adjust(&ocd, &rep)
 	}
-	x, reconnected := ex.connect(tgt, cluuid, r.Conn.Remote, r.Body.OpFlags&MsgConnectReconnect != 0)
-	var opFlags uint32
+	// A client's first connect to a target has pb_conn_cnt 1; a later one
+	// (after a timeout or a lost connection) counts up and, like the
+	// target's own handler, finds the export it had if it still exists.
+	x, reconnected := ex.connect(tgt, cluuid, r.Conn.Remote, r.Body.ConnCnt > 1)
 	if reconnected {
 		opFlags |= MsgConnectReconnect
 	}

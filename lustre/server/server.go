@@ -29,7 +29,8 @@
 //	MDS_GETATTR (33)                    23→10   MDT    attributes; symlink target with OBD_MD_LINKNAME
 //	MDS_GETATTR_NAME (34)               23→10   MDT    attributes by parent and name
 //	LDLM_ENQUEUE (101)                  12→10   MDT    plain IBITS: granted; IT_GETATTR/IT_LOOKUP:
-//	                                                   granted on the child (LOCK_CHANGED) or
+//	                                                   PR on the child, LOOKUP|UPDATE|PERM or
+//	                                                   LOOKUP|PERM (LOCK_CHANGED), or
 //	                                                   ELDLM_LOCK_ABORTED + DISP_LOOKUP_NEG;
 //	                                                   IT_OPEN: aborted + DISP_OPEN_OPEN + open handle
 //	MDS_READPAGE (37)                   23→10   MDT    lu_dirpages, bulk PUT to portal 14 first
