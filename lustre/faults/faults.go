@@ -8,8 +8,7 @@
 //     name: victim          # a name the request carries (lookup component); empty = any
 //     delay: 500ms          # wait before answering
 //     error: ESTALE         # answer with this errno
-//     drop: true            # send no reply at all (a lost reply: the client times
-//                           # out, reconnects to its export and resends)
+//     drop: true            # send no reply: a lost reply (the client reconnects and resends)
 //     evict: true           # evict the client (it gets ENOTCONN and reconnects)
 //     count: 2              # apply to this many matching requests, then retire (0 = always)
 package faults
