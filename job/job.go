@@ -180,9 +180,7 @@ func (r *run) do(ctx context.Context) error {
 	if modDir != "" {
 		img.ModulesDir = modDir
 		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
-		if _, err := images.ResolveModules(modDir, []string{buttonModule}); err == nil {
-			img.Modules = append(img.Modules, buttonModule)
-		}
+		img.OptionalModules = []string{buttonModule}
 	} else if len(spec.Modules) > 0 {
 		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
 	}
