@@ -27,14 +27,11 @@ const sizeofGenlmsghdr = 4
 // nil then, or returns an error when the kernel cannot tell (no ACPI, no
 // networking, no button driver: the family is missing).
 func watchPowerButton() error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_GENERIC)
+	fd, err := openNetlink(unix.NETLINK_GENERIC)
 	if err != nil {
-		return fmt.Errorf("acpi events: netlink socket: %w", err)
+		return fmt.Errorf("acpi events: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("acpi events: bind: %w", err)
-	}
 	group, err := genlGroup(fd, "acpi_event", "acpi_mc_group")
 	if err != nil {
 		return fmt.Errorf("acpi events: %w", err)
@@ -76,12 +73,7 @@ func watchPowerButton() error {
 func genlGroup(fd int, family, group string) (uint32, error) {
 	body := []byte{unix.CTRL_CMD_GETFAMILY, 1, 0, 0} // genlmsghdr: cmd, version
 	body = attr(body, unix.CTRL_ATTR_FAMILY_NAME, append([]byte(family), 0))
-	msg := binary.NativeEndian.AppendUint32(nil, uint32(unix.SizeofNlMsghdr+len(body)))
-	msg = binary.NativeEndian.AppendUint16(msg, unix.GENL_ID_CTRL)
-	msg = binary.NativeEndian.AppendUint16(msg, unix.NLM_F_REQUEST)
-	msg = binary.NativeEndian.AppendUint32(msg, 1)
-	msg = binary.NativeEndian.AppendUint32(msg, 0)
-	msg = append(msg, body...)
+	msg := nlMessage(unix.GENL_ID_CTRL, unix.NLM_F_REQUEST, 1, body)
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return 0, fmt.Errorf("ask for family %s: %w", family, err)
 	}
@@ -96,10 +88,8 @@ func genlGroup(fd int, family, group string) (uint32, error) {
 	}
 	for _, m := range msgs {
 		if m.Header.Type == unix.NLMSG_ERROR {
-			if len(m.Data) >= 4 {
-				if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
-					return 0, fmt.Errorf("family %s: %w", family, unix.Errno(-code))
-				}
+			if err := ackError(m.Data); err != nil {
+				return 0, fmt.Errorf("family %s: %w", family, err)
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,16 +21,49 @@ type rtnl struct {
 	seq uint32
 }
 
-func openRtnl() (*rtnl, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+// openNetlink opens and binds a netlink socket of one protocol
+// (NETLINK_ROUTE, NETLINK_GENERIC).
+func openNetlink(proto int) (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
-		return nil, fmt.Errorf("netlink socket: %w", err)
+		return -1, fmt.Errorf("netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("netlink bind: %w", err)
+		return -1, fmt.Errorf("netlink bind: %w", err)
+	}
+	return fd, nil
+}
+
+func openRtnl() (*rtnl, error) {
+	fd, err := openNetlink(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
 	}
 	return &rtnl{fd: fd}, nil
+}
+
+// nlMessage is one netlink message: an nlmsghdr and body.
+func nlMessage(typ, flags uint16, seq uint32, body []byte) []byte {
+	msg := make([]byte, 0, unix.SizeofNlMsghdr+len(body))
+	msg = binary.NativeEndian.AppendUint32(msg, uint32(unix.SizeofNlMsghdr+len(body)))
+	msg = binary.NativeEndian.AppendUint16(msg, typ)
+	msg = binary.NativeEndian.AppendUint16(msg, flags)
+	msg = binary.NativeEndian.AppendUint32(msg, seq)
+	msg = binary.NativeEndian.AppendUint32(msg, 0)
+	return append(msg, body...)
+}
+
+// ackError reads the errno of an NLMSG_ERROR message's data (nil for an
+// acknowledgement).
+func ackError(data []byte) error {
+	if len(data) < 4 {
+		return errors.New("short netlink ack")
+	}
+	if code := int32(binary.NativeEndian.Uint32(data)); code != 0 {
+		return unix.Errno(-code)
+	}
+	return nil
 }
 
 func (r *rtnl) Close() error { return unix.Close(r.fd) }
@@ -50,13 +84,7 @@ func attr(b []byte, typ uint16, data []byte) []byte {
 // kernel's acknowledgement; what names the request in errors.
 func (r *rtnl) request(what string, typ uint16, flags uint16, body []byte) error {
 	r.seq++
-	msg := make([]byte, 0, unix.SizeofNlMsghdr+len(body))
-	msg = binary.NativeEndian.AppendUint32(msg, uint32(unix.SizeofNlMsghdr+len(body)))
-	msg = binary.NativeEndian.AppendUint16(msg, typ)
-	msg = binary.NativeEndian.AppendUint16(msg, flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	msg = binary.NativeEndian.AppendUint32(msg, r.seq)
-	msg = binary.NativeEndian.AppendUint32(msg, 0)
-	msg = append(msg, body...)
+	msg := nlMessage(typ, flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK, r.seq, body)
 	if err := unix.Sendto(r.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("%s: netlink send: %w", what, err)
 	}
@@ -74,11 +102,8 @@ func (r *rtnl) request(what string, typ uint16, flags uint16, body []byte) error
 			if m.Header.Seq != r.seq || m.Header.Type != unix.NLMSG_ERROR {
 				continue
 			}
-			if len(m.Data) < 4 {
-				return fmt.Errorf("%s: short netlink ack", what)
-			}
-			if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
-				return fmt.Errorf("%s: %w", what, unix.Errno(-code))
+			if err := ackError(m.Data); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
 			}
 			return nil
 		}
