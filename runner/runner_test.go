@@ -140,23 +140,31 @@ func TestBootRunCommandsAndTimeout(t *testing.T) {
 	}
 }
 
-func TestCrashStopsVM(t *testing.T) {
-	kernel, modDir := testkernel.DebianWithModules(t)
-	img := agentImage(t, modDir, "")
+// startPVH boots Debian's kernel with the agent image img, through PVH
+// (a cache directory is given), and returns the instance, closed when
+// the test ends, and its run directory.
+func startPVH(t *testing.T, kernel, img string) (*Instance, string) {
+	t.Helper()
 	dir := t.TempDir()
-	ctx := context.Background()
-	// This one boots through PVH (the other boot tests go through the
-	// bzImage), so the crash path is seen on both.
-	inst, err := Start(ctx, Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
+	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
 		StopOnCrash: true, CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inst.Close()
+	t.Cleanup(func() { inst.Close() })
 	if inst.BootProtocol() != "pvh" {
 		t.Errorf("boot protocol %s, want pvh for Debian's kernel", inst.BootProtocol())
 	}
-	_, err = inst.Run(ctx, "echo c > /proc/sysrq-trigger; sleep 600", nil, 5*time.Minute)
+	return inst, dir
+}
+
+func TestCrashStopsVM(t *testing.T) {
+	kernel, modDir := testkernel.DebianWithModules(t)
+	ctx := context.Background()
+	// This one boots through PVH (the other boot tests go through the
+	// bzImage), so the crash path is seen on both.
+	inst, dir := startPVH(t, kernel, agentImage(t, modDir, ""))
+	_, err := inst.Run(ctx, "echo c > /proc/sysrq-trigger; sleep 600", nil, 5*time.Minute)
 	var ve *VMError
 	if !errors.As(err, &ve) || ve.Outcome != OutcomeCrash {
 		t.Fatalf("want a crash VMError, got %v", err)
@@ -274,14 +282,7 @@ func TestBadInput(t *testing.T) {
 // hears it (Debian's button module is in the image) and powers off.
 func TestPowerdown(t *testing.T) {
 	kernel, modDir := testkernel.DebianWithModules(t)
-	img := agentImage(t, modDir, "")
-	dir := t.TempDir()
-	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
-		StopOnCrash: true, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
+	inst, dir := startPVH(t, kernel, agentImage(t, modDir, ""))
 	start := time.Now()
 	if !inst.Powerdown(60 * time.Second) {
 		o, why := inst.Outcome()
@@ -303,14 +304,7 @@ func TestPowerdown(t *testing.T) {
 // button; Powerdown says so and kills QEMU after its timeout.
 func TestPowerdownUnheard(t *testing.T) {
 	kernel, modDir := testkernel.DebianWithModules(t)
-	img := agentImageWith(t, modDir, "", "virtio_pci", "virtio_net")
-	dir := t.TempDir()
-	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Accel: AccelTCG,
-		StopOnCrash: true, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
+	inst, dir := startPVH(t, kernel, agentImageWith(t, modDir, "", "virtio_pci", "virtio_net"))
 	if inst.Powerdown(3 * time.Second) {
 		t.Fatal("Powerdown says the guest powered off without a button driver")
 	}
