@@ -18,6 +18,10 @@ type source struct {
 	baseID string // what the cache key names: tarball digest or commit id
 	repo   string // the user's git repository, "" for a tarball
 	lk     *lockFile
+	// keep marks a configured client copy (BuildClient): patches go into
+	// the index too, and a reset keeps untracked files (configure's output
+	// and the objects), removing only what the patches changed or added.
+	keep bool
 }
 
 const completeMarker = ".kregress-complete"
@@ -166,6 +170,12 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 // and every untracked file. Git rewrites only the files that differ, so
 // unchanged files keep their times and the next build stays incremental.
 func (s *source) reset(ctx context.Context) error {
+	if s.keep {
+		if _, err := run(ctx, s.dir, nil, "git", "reset", "-q", "--hard", s.base); err != nil {
+			return fmt.Errorf("build: resetting client copy %s to %s: %w", s.dir, s.base, err)
+		}
+		return nil
+	}
 	for _, c := range [][]string{
 		{"git", "checkout", "-q", "--detach", "-f", s.base},
 		{"git", "clean", "-ffdxq"},

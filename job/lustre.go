@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/lustre/server"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -25,7 +29,28 @@ const guestHostAddr = "10.0.2.2"
 func (r *run) startLustre(ctx context.Context, img *images.Spec) error {
 	ls := r.spec.Lustre
 	if len(ls.Modules) == 0 {
-		return errors.New("the lustre target needs the Lustre client modules for this kernel (kregress run --lustre-modules DIR)")
+		return errors.New("the lustre target needs the Lustre client modules for this kernel (kregress test/run --client TREE, or kregress run --lustre-modules DIR)")
+	}
+	mods, err := ClientModules(ls.Modules)
+	if err != nil {
+		return err
+	}
+	var sym *symbolize.Symbolizer
+	if r.spec.Symbolizer == nil {
+		// Resolve the client's frames from the modules' DWARF even when
+		// the kernel has no symbolizer (a distribution kernel).
+		var dirs []string
+		seen := map[string]bool{}
+		for _, m := range mods {
+			if d := filepath.Dir(m); !seen[d] {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+		}
+		if s, err := symbolize.New("", dirs...); err == nil {
+			r.spec.Symbolizer = s
+			sym = s
+		}
 	}
 	fsname := ls.FSName
 	if fsname == "" {
@@ -53,10 +78,10 @@ func (r *run) startLustre(ctx context.Context, img *images.Spec) error {
 		srvLog.Close()
 		return fmt.Errorf("start the simulated Lustre server: %w", err)
 	}
-	r.lustre = &lustreRun{Server: srv, fsname: fsname, logs: []*os.File{rpcLog, srvLog}}
+	r.lustre = &lustreRun{Server: srv, fsname: fsname, logs: []*os.File{rpcLog, srvLog}, sym: sym}
 	port := srv.Addr().(*net.TCPAddr).Port
 	r.spec.Progress("lustre: simulated server %s on 127.0.0.1:%d (guest: %s@tcp:/%s)", fsname, port, guestHostAddr, fsname)
-	img.ExtraModules = append(img.ExtraModules, ls.Modules...)
+	img.ExtraModules = append(img.ExtraModules, mods...)
 	if img.ModuleParams == nil {
 		img.ModuleParams = map[string]string{}
 	}
@@ -77,6 +102,8 @@ type lustreRun struct {
 	*server.Server
 	fsname string
 	logs   []*os.File
+	// sym is the symbolizer made for the client modules, if any.
+	sym *symbolize.Symbolizer
 }
 
 // Close stops the server and closes its logs.
@@ -85,5 +112,274 @@ func (l *lustreRun) Close() error {
 	for _, f := range l.logs {
 		f.Close()
 	}
+	if l.sym != nil {
+		l.sym.Close()
+	}
 	return err
+}
+
+// ClientSpec is a Lustre client tree (lustre-release) that a series test
+// builds against every step's kernel and loads for lustre-target suites.
+type ClientSpec struct {
+	// Tree is a lustre-release git checkout or source tarball.
+	Tree string
+	// Base is the ref to build in a git checkout ("" means HEAD).
+	Base string
+	// ConfigureArgs are added to configure's arguments.
+	ConfigureArgs []string
+}
+
+// mountModules are the modules a client mount needs that nothing declares
+// a dependency on: lustre requests the LND, the MGC and the metadata and
+// data stacks by name at mount time.
+var mountModules = []string{"lustre", "mgc", "lmv", "mdc", "lov", "osc", "ksocklnd"}
+
+// ClientModules returns the modules among kos that a client mount needs:
+// mountModules and what their .modinfo says they depend on, in kos's
+// order. Test and tool modules (obdecho, lnet_selftest, llog_test, ...)
+// are left out. It fails when one of mountModules is missing.
+func ClientModules(kos []string) ([]string, error) {
+	byName := map[string]string{}
+	for _, ko := range kos {
+		byName[koName(ko)] = ko
+	}
+	need := map[string]bool{}
+	var visit func(n string) error
+	visit = func(n string) error {
+		if need[n] {
+			return nil
+		}
+		ko, ok := byName[n]
+		if !ok {
+			return nil // a kernel module; images resolves it
+		}
+		need[n] = true
+		deps, err := images.ModuleDepends(ko)
+		if err != nil {
+			return err
+		}
+		for _, d := range deps {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var absent []string
+	for _, m := range mountModules {
+		if _, ok := byName[m]; !ok {
+			absent = append(absent, m+".ko")
+			continue
+		}
+		if err := visit(m); err != nil {
+			return nil, err
+		}
+	}
+	if len(absent) > 0 {
+		return nil, fmt.Errorf("the Lustre client modules lack %s (a client mount needs %s)", strings.Join(absent, ", "), strings.Join(mountModules, ", "))
+	}
+	var out []string
+	for _, ko := range kos {
+		if need[koName(ko)] {
+			out = append(out, ko)
+		}
+	}
+	return out, nil
+}
+
+// koName is a .ko file's module name: "lnet/klnds/socklnd/ksocklnd.ko" is
+// "ksocklnd".
+func koName(p string) string {
+	b := filepath.Base(p)
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
+}
+
+// MountsLustre says whether any of the suites mounts Lustre.
+func MountsLustre(ss []*suites.Suite) bool {
+	for _, s := range ss {
+		if s.Target == suites.TargetLustre {
+			return true
+		}
+	}
+	return false
+}
+
+// InstallClient copies the modules a client mount needs from a client
+// build into dir (made afresh), so that a step keeps the modules it ran
+// with after the cached copy moves on to the next patch, and returns their
+// paths there.
+func InstallClient(cr *build.ClientResult, dir string) ([]string, error) {
+	need, err := ClientModules(cr.Modules)
+	if err != nil {
+		return nil, err
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ko := range need {
+		dst := filepath.Join(dir, filepath.Base(ko))
+		if err := copyFile(ko, dst); err != nil {
+			return nil, fmt.Errorf("install client module %s: %w", ko, err)
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+// stepKernel is the kernel a series step boots.
+type stepKernel struct {
+	bzImage, vmlinux string
+	modDir           string // lib/modules/<release> of a built kernel; "" for a distribution kernel
+	source           string // the kernel tree, cut from symbolized paths
+	tree             build.KernelTree
+}
+
+// checkClientSpec rejects client settings that cannot work together.
+func checkClientSpec(spec SeriesSpec) error {
+	switch {
+	case spec.ClientSeries && spec.Client == nil:
+		return errors.New("a client series needs the client tree (--client TREE)")
+	case spec.Kernel != "" && spec.Build.Source != "":
+		return errors.New("give a distribution kernel (--kernel) or a kernel source (--source), not both")
+	case spec.Kernel != "" && !spec.ClientSeries:
+		return errors.New("with a distribution kernel (--kernel) the series must target the client tree (--client-series)")
+	case spec.Kernel == "" && spec.Build.Source == "":
+		return errors.New("no kernel: give --source (a kernel to build) or --kernel (a distribution kernel)")
+	case spec.Client != nil && !MountsLustre(spec.Suites):
+		return fmt.Errorf("the client tree %s is given but no suite mounts Lustre (target: lustre)", spec.Client.Tree)
+	}
+	return nil
+}
+
+// kernel returns the kernel of step k: the distribution kernel, the kernel
+// built once for a client series, or the kernel with the series' first k
+// patches.
+func (t *seriesTester) kernel(ctx context.Context, k int, stepDir string, st *Step) (*stepKernel, error) {
+	if t.kern != nil {
+		st.Kernel = t.kern.bzImage
+		return t.kern, nil
+	}
+	if t.spec.Kernel != "" {
+		rel, err := images.KernelRelease(t.spec.Kernel)
+		if err != nil {
+			return nil, err
+		}
+		kt, err := build.DistroKernel(rel)
+		if err != nil {
+			return nil, err
+		}
+		t.kern = &stepKernel{bzImage: t.spec.Kernel, tree: kt}
+		st.Kernel = t.spec.Kernel
+		return t.kern, nil
+	}
+	req := t.spec.Build
+	req.Series = ""
+	if !t.spec.ClientSeries {
+		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
+	}
+	br, err := build.Build(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	st.BuildKey, st.Incremental, st.Compiled = br.Key, br.Incremental, br.Compiled
+	for _, w := range br.Warnings {
+		st.Warnings = append(st.Warnings, w.String())
+	}
+	// The build folder is reused by the next step: keep this kernel.
+	st.Kernel = filepath.Join(stepDir, "bzImage")
+	if err := copyFile(br.BzImage, st.Kernel); err != nil {
+		return nil, err
+	}
+	kern := &stepKernel{bzImage: st.Kernel, vmlinux: br.Vmlinux, source: br.Source,
+		tree: build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}}
+	if br.ModulesDir != "" {
+		kern.modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
+	}
+	if t.spec.ClientSeries {
+		t.kern = kern
+	}
+	return kern, nil
+}
+
+// buildClient builds the client tree against the step's kernel (with the
+// series' first k patches when the series targets the client) and keeps
+// the modules a mount needs in the step's folder.
+func (t *seriesTester) buildClient(ctx context.Context, k int, kern *stepKernel, stepDir string, st *Step) error {
+	c := t.spec.Client
+	req := build.ClientRequest{Tree: c.Tree, Base: c.Base, ConfigureArgs: c.ConfigureArgs, Kernel: kern.tree,
+		Progress: progressLines{t.spec.Progress}}
+	if t.spec.ClientSeries {
+		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
+	}
+	cr, err := build.BuildClient(ctx, req)
+	if err != nil {
+		return err
+	}
+	st.ClientConfigured = cr.Configured
+	if t.spec.ClientSeries {
+		st.Compiled, st.Incremental = cr.Compiled, !cr.Configured
+		st.BuildKey = filepath.Base(cr.Dir)
+		for _, w := range cr.Warnings {
+			st.Warnings = append(st.Warnings, w.String())
+		}
+	}
+	st.ClientModules = filepath.Join(stepDir, "lustre-modules")
+	mods, err := InstallClient(cr, st.ClientModules)
+	if err != nil {
+		return err
+	}
+	st.lustre = LustreSpec{Modules: mods, SourceRoot: cr.Dir}
+	return nil
+}
+
+// buildVerdict is the verdict of a step whose build failed with err.
+func buildVerdict(err error) string {
+	var ae *build.ApplyError
+	var ce *build.CompileError
+	var fe *build.ConfigureError
+	switch {
+	case errors.As(err, &ae):
+		return VerdictNoApply
+	case errors.As(err, &ce), errors.As(err, &fe):
+		return VerdictNoBuild
+	}
+	return VerdictInfra
+}
+
+// progressLines turns the client build's progress lines into Progress calls.
+type progressLines struct {
+	f func(format string, args ...any)
+}
+
+func (p progressLines) Write(b []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimSpace(strings.ReplaceAll(string(b), "\r", "\n")), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "\x1b") {
+			p.f("%s", l)
+		}
+	}
+	return len(b), nil
+}
+
+// badSeries returns an error when the step's patches stopped applying at
+// the series' first patch: the series was written for another tree or
+// base, which is bad input, not a regression of that patch.
+func (t *seriesTester) badSeries(pv *PatchVerdict) error {
+	ae := pv.applyErr
+	if ae == nil || ae.Patch.Number != 1 {
+		return nil
+	}
+	target, tree, other := "kernel", t.spec.Build.Source, "if it is a Lustre client series, give it with --client-series and the client tree with --client"
+	if t.spec.ClientSeries {
+		target, tree, other = "client", t.spec.Client.Tree, "if it is a kernel series, give it with --series and the kernel with --source"
+	}
+	msg := fmt.Sprintf("series %s does not apply to the %s tree %s from its first patch: %v", t.spec.Build.Series, target, tree, ae)
+	if ae.File != "" && (strings.Contains(ae.Detail, "No such file") || strings.Contains(ae.Detail, "does not exist in index")) {
+		msg += fmt.Sprintf("; %s is not in the %s tree: %s", ae.File, target, other)
+	}
+	return errors.New(msg)
 }

@@ -45,13 +45,29 @@ type SeriesSpec struct {
 	Command string
 	// Progress gets one line per step.
 	Progress func(format string, args ...any)
+	// Kernel, when set, is a distribution kernel (bzImage, with its
+	// headers installed) that every step boots instead of a kernel built
+	// from Build; the series then targets the client.
+	Kernel string
+	// Client is a Lustre client tree built against every step's kernel
+	// and loaded for lustre-target suites.
+	Client *ClientSpec
+	// ClientSeries says the series (Build.Series) applies to the client
+	// tree, not to the kernel's.
+	ClientSeries bool
 }
 
 // SeriesResult is the series run directory's result.json.
 type SeriesResult struct {
-	Status      string          `json:"status"` // pass (no regression), regression, infra
-	Reason      string          `json:"reason,omitempty"`
-	Source      string          `json:"source"`
+	Status string `json:"status"` // pass (no regression), regression, infra
+	Reason string `json:"reason,omitempty"`
+	Source string `json:"source"`
+	// Target is the tree the series applies to: kernel or client.
+	Target string `json:"target"`
+	// Kernel is the distribution kernel every step booted, if any.
+	Kernel string `json:"kernel,omitempty"`
+	// Client is the Lustre client tree built for every step, if any.
+	Client      string          `json:"client,omitempty"`
 	BaseRef     string          `json:"base_ref,omitempty"`
 	Series      string          `json:"series"`
 	Configs     []string        `json:"configs"`
@@ -76,6 +92,14 @@ type Step struct {
 	Tests        map[string]string `json:"tests,omitempty"`  // suite/test -> status
 	Crashes      []SeriesCrash     `json:"crashes"`
 	Warnings     []string          `json:"warnings,omitempty"`
+	// ClientModules is the folder of the Lustre client modules the step
+	// built and loaded; ClientConfigured says configure ran for it.
+	ClientModules    string `json:"client_modules,omitempty"`
+	ClientConfigured bool   `json:"client_configured,omitempty"`
+	// lustre is what the step's lustre-target runs load.
+	lustre LustreSpec
+	// applyErr is the patch that did not apply, for a no-apply verdict.
+	applyErr *build.ApplyError
 }
 
 // PatchVerdict is one patch's verdict: the step that ends with it.
@@ -112,7 +136,10 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (*SeriesResult, string, er
 	if len(spec.Suites) == 0 {
 		return nil, "", suites.ErrNoSuite
 	}
-	patches, err := readSeries(ctx, spec.Build)
+	if err := checkClientSpec(spec); err != nil {
+		return nil, "", err
+	}
+	patches, err := readSeries(ctx, spec)
 	if err != nil {
 		return nil, "", err
 	}
@@ -129,7 +156,13 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (*SeriesResult, string, er
 	start := time.Now()
 	res := &SeriesResult{
 		Status: "infra", Source: spec.Build.Source, BaseRef: spec.Build.Base, Series: spec.Build.Series,
-		Configs: spec.Build.Configs, Started: start.UTC(),
+		Configs: spec.Build.Configs, Started: start.UTC(), Target: "kernel", Kernel: spec.Kernel,
+	}
+	if spec.ClientSeries {
+		res.Target = "client"
+	}
+	if spec.Client != nil {
+		res.Client = spec.Client.Tree
 	}
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
@@ -168,6 +201,9 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (*SeriesResult, string, er
 			pv.Step = Step{Verdict: VerdictNoApply, Message: fmt.Sprintf("patch %d does not apply", prev.Index), Crashes: []SeriesCrash{}}
 		} else {
 			pv.Step = *t.step(ctx, k)
+		}
+		if err := t.badSeries(pv); err != nil {
+			return nil, "", err
 		}
 		res.Patches[k-1] = pv
 		// The tip is not clean: go back and test every prefix.
@@ -224,9 +260,13 @@ func earlierNoApply(done []*PatchVerdict, k int) *PatchVerdict {
 	return nil
 }
 
-func readSeries(ctx context.Context, req build.Request) ([]build.Patch, error) {
+func readSeries(ctx context.Context, spec SeriesSpec) ([]build.Patch, error) {
+	req := spec.Build
 	if st, err := os.Stat(req.Series); err == nil && (st.IsDir() || st.Mode().IsRegular()) {
 		return build.ReadSeries(req.Series)
+	}
+	if spec.ClientSeries {
+		return build.SeriesFromGit(ctx, spec.Client.Tree, req.Series)
 	}
 	return build.SeriesFromGit(ctx, req.Source, req.Series)
 }
@@ -236,6 +276,9 @@ type seriesTester struct {
 	dir     *results.Dir
 	patches []build.Patch
 	base    *Step
+	// kern is the kernel every step shares when the series targets the
+	// client (built once, or the distribution kernel).
+	kern *stepKernel
 }
 
 // step builds the base plus the first k patches, boots it with every
@@ -248,42 +291,28 @@ func (t *seriesTester) step(ctx context.Context, k int) *Step {
 	}
 	stepDir := t.dir.File(name)
 	os.MkdirAll(stepDir, 0o755)
-	req := t.spec.Build
-	req.Series = ""
-	req.Patches = append([]build.Patch(nil), t.patches[:k]...)
 	bstart := time.Now()
-	br, err := build.Build(ctx, req)
+	kern, err := t.kernel(ctx, k, stepDir, st)
+	if err == nil && t.spec.Client != nil {
+		err = t.buildClient(ctx, k, kern, stepDir, st)
+	}
 	st.BuildSeconds = time.Since(bstart).Seconds()
 	if err != nil {
-		var ae *build.ApplyError
-		var ce *build.CompileError
-		switch {
-		case errors.As(err, &ae):
-			st.Verdict = VerdictNoApply
-		case errors.As(err, &ce):
-			st.Verdict = VerdictNoBuild
-		default:
-			st.Verdict = VerdictInfra
-		}
+		st.Verdict = buildVerdict(err)
 		st.Message = err.Error()
+		errors.As(err, &st.applyErr)
 		return st
 	}
-	st.BuildKey, st.Incremental, st.Compiled = br.Key, br.Incremental, br.Compiled
-	for _, w := range br.Warnings {
-		st.Warnings = append(st.Warnings, w.String())
-	}
-	// The build folder is reused by the next step: keep this kernel.
-	st.Kernel = filepath.Join(stepDir, "bzImage")
-	if err := copyFile(br.BzImage, st.Kernel); err != nil {
-		st.Verdict, st.Message = VerdictInfra, err.Error()
-		return st
-	}
-	modDir := ""
-	if br.ModulesDir != "" {
-		modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
-	}
+	modDir := kern.modDir
 	var sym *symbolize.Symbolizer
-	if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
+	var symDirs []string
+	if modDir != "" {
+		symDirs = append(symDirs, modDir)
+	}
+	if st.lustre.SourceRoot != "" {
+		symDirs = append(symDirs, filepath.Dir(st.lustre.Modules[0]))
+	}
+	if s, err := symbolize.New(kern.vmlinux, symDirs...); err == nil {
 		sym = s
 		defer s.Close()
 	}
@@ -292,7 +321,8 @@ func (t *seriesTester) step(ctx context.Context, k int) *Step {
 		rs := t.spec.Run
 		rs.Kernel, rs.Suite, rs.Out, rs.Label = st.Kernel, s, stepDir, s.Name
 		rs.ModulesDir = modDir
-		rs.Symbolizer, rs.SourceRoot = sym, br.Source
+		rs.Symbolizer, rs.SourceRoot = sym, kern.source
+		rs.Lustre.Modules, rs.Lustre.SourceRoot = st.lustre.Modules, st.lustre.SourceRoot
 		r, runDir, err := Run(ctx, rs)
 		if err != nil {
 			st.Verdict, st.Message = VerdictInfra, err.Error()
@@ -384,7 +414,11 @@ func (t *seriesTester) reproduce(p *PatchVerdict) string {
 			names = append(names, s.File)
 		}
 	}
-	return fmt.Sprintf("kregress run --kernel %s --suite %s", p.Kernel, strings.Join(names, ","))
+	cmd := fmt.Sprintf("kregress run --kernel %s --suite %s", p.Kernel, strings.Join(names, ","))
+	if p.ClientModules != "" {
+		cmd += " --lustre-modules " + p.ClientModules
+	}
+	return cmd
 }
 
 func copyFile(src, dst string) error {
@@ -406,7 +440,17 @@ func copyFile(src, dst string) error {
 
 // SeriesSummary writes the verdict table.
 func SeriesSummary(w io.Writer, r *SeriesResult, dir string) {
-	fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+	switch {
+	case r.Target == "client" && r.Kernel != "":
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (suites %s)\n", r.Series, r.Client, r.Kernel, strings.Join(r.Suites, ","))
+	case r.Target == "client":
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (configs %s; suites %s)\n", r.Series, r.Client, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+	default:
+		fmt.Fprintf(w, "series %s applied to the kernel tree %s (configs %s; suites %s)\n", r.Series, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+		if r.Client != "" {
+			fmt.Fprintf(w, "client tree %s built against every step's kernel\n", r.Client)
+		}
+	}
 	row := func(idx, subject string, s *Step) {
 		extra := ""
 		for _, c := range s.Crashes {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,7 +50,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
-	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
+	doBuild := fs.Bool("build", false, "build first: the kernel from --source/--series/--config (see 'kregress build --help') and/or the Lustre client from --client/--client-series against it (or against --kernel's installed headers)")
 	var bf buildFlags
 	bf.register(fs)
 	var suiteNames, modules, extraMods stringList
@@ -87,8 +86,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitInfra
 	}
-	if *kernel != "" && *doBuild {
-		fmt.Fprintln(stderr, "kregress run: give --kernel or --build, not both")
+	if *kernel != "" && *doBuild && bf.source != "" {
+		fmt.Fprintln(stderr, "kregress run: give --kernel or --build --source, not both")
+		return exitInfra
+	}
+	if *doBuild && bf.source == "" && bf.client == "" {
+		fmt.Fprintln(stderr, "kregress run: --build needs --source (a kernel to build) or --client (a Lustre client to build)")
+		return exitInfra
+	}
+	if bf.client != "" && !*doBuild {
+		fmt.Fprintln(stderr, "kregress run: --client is built with --build")
+		return exitInfra
+	}
+	if bf.client != "" && *lustreMods != "" {
+		fmt.Fprintln(stderr, "kregress run: give --client (build the client) or --lustre-modules (built modules), not both")
 		return exitInfra
 	}
 	if *kernel != "" {
@@ -107,6 +118,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	loaded, err := loadSuites(suiteNames)
 	if err != nil {
+		fmt.Fprintf(stderr, "kregress run: %v\n", err)
+		return exitInfra
+	}
+	if (*lustreMods != "" || bf.client != "") && !job.MountsLustre(loaded) {
+		fmt.Fprintf(stderr, "kregress run: Lustre client modules given (--lustre-modules or --client) but no suite among %s mounts Lustre (target: lustre): they would not be loaded\n", suiteNames.String())
+		return exitInfra
+	}
+	if _, err := bf.clientSpec(); err != nil {
 		fmt.Fprintf(stderr, "kregress run: %v\n", err)
 		return exitInfra
 	}
@@ -132,31 +151,48 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	var sym *symbolize.Symbolizer
 	var srcRoot string
 	if *doBuild {
-		req, err := bf.request(stderr)
-		if err != nil {
+		var kt build.KernelTree
+		var vmlinux string
+		var symDirs []string
+		if bf.source != "" {
+			req, err := bf.request(stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "kregress run: %v\n", err)
+				return exitInfra
+			}
+			br, err := build.Build(ctx, req)
+			if err != nil {
+				fmt.Fprintf(stderr, "kregress run: %v\n", err)
+				return buildFailure(err)
+			}
+			*kernel, srcRoot, vmlinux = br.BzImage, br.Source, br.Vmlinux
+			kt = build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}
+			if br.ModulesDir != "" {
+				modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
+				symDirs = append(symDirs, modDir)
+			}
+			for _, e := range br.External {
+				for _, m := range e.Modules {
+					modules = append(modules, moduleName(m))
+				}
+			}
+		} else if kt, err = distroKernel(*kernel); err != nil {
 			fmt.Fprintf(stderr, "kregress run: %v\n", err)
 			return exitInfra
 		}
-		br, err := build.Build(ctx, req)
-		if err != nil {
-			fmt.Fprintf(stderr, "kregress run: %v\n", err)
-			var ce *build.CompileError
-			var ae *build.ApplyError
-			if errors.As(err, &ce) || errors.As(err, &ae) {
-				return exitFail
+		if bf.client != "" {
+			cr, mods, err := bf.buildClient(ctx, kt, stderr)
+			if err != nil {
+				fmt.Fprintf(stderr, "kregress run: %v\n", err)
+				return buildFailure(err)
 			}
-			return exitInfra
+			lustre = job.LustreSpec{Modules: mods, TreeFile: *lustreTree, Generate: *lustreGen, FaultsFile: *lustreFaults, SourceRoot: cr.Dir}
+			symDirs = append(symDirs, cr.Dir)
 		}
-		*kernel, srcRoot = br.BzImage, br.Source
-		if br.ModulesDir != "" {
-			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
+		if *lustreMods != "" {
+			symDirs = append(symDirs, *lustreMods)
 		}
-		for _, e := range br.External {
-			for _, m := range e.Modules {
-				modules = append(modules, moduleName(m))
-			}
-		}
-		if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
+		if s, err := symbolize.New(vmlinux, symDirs...); err == nil {
 			sym = s
 			defer s.Close()
 		}

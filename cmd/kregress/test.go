@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/runner"
 )
@@ -20,7 +22,7 @@ func init() {
 }
 
 func testCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("test", "--source PATH [--base REF] --series PATH [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
+	fs := newFlagSet("test", "(--source PATH [--base REF] | --kernel BZIMAGE) (--series PATH | --client TREE --client-series PATH) [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
 	bf.register(fs)
 	var suiteNames stringList
@@ -33,6 +35,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
 	noOutput := fs.Duration("no-output-timeout", 0, "end a run when the console is silent this long (0: never)")
 	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
+	kernel := fs.String("kernel", "", "distribution kernel `BZIMAGE` (e.g. /boot/vmlinuz-6.1.0-56-amd64, headers installed) every step boots instead of building one from --source; needs --client-series")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -40,19 +43,42 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kregress test: unexpected argument %q\n", fs.Arg(0))
 		return exitInfra
 	}
-	if bf.series == "" {
-		fmt.Fprintln(stderr, "kregress test: --series is required")
+	if bf.series == "" && bf.clientSeries == "" {
+		fmt.Fprintln(stderr, "kregress test: a series is required: --series (kernel tree) or --client-series (client tree)")
 		return exitInfra
+	}
+	if bf.series != "" && bf.clientSeries != "" {
+		fmt.Fprintln(stderr, "kregress test: give one series under test: --series (kernel tree) or --client-series (client tree), not both")
+		return exitInfra
+	}
+	client, err := bf.clientSpec()
+	if err != nil {
+		fmt.Fprintf(stderr, "kregress test: %v\n", err)
+		return exitInfra
+	}
+	if *kernel != "" {
+		if _, err := os.Stat(*kernel); err != nil {
+			fmt.Fprintf(stderr, "kregress test: --kernel: %v\n", err)
+			return exitInfra
+		}
 	}
 	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
 		fmt.Fprintf(stderr, "kregress test: --boot %q: want auto or bzimage\n", *boot)
 		return exitInfra
 	}
 	prog := newProgress(stderr, *verbose)
-	req, err := bf.request(progressWriter{prog})
-	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
+	var req build.Request
+	if *kernel == "" {
+		if req, err = bf.request(progressWriter{prog}); err != nil {
+			fmt.Fprintf(stderr, "kregress test: %v\n", err)
+			return exitInfra
+		}
+	} else if bf.source != "" {
+		fmt.Fprintln(stderr, "kregress test: give --kernel (a distribution kernel) or --source (a kernel to build), not both")
 		return exitInfra
+	}
+	if bf.clientSeries != "" {
+		req.Series = bf.clientSeries
 	}
 	loaded, err := loadSuites(suiteNames)
 	if err != nil {
@@ -69,6 +95,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		Run: job.Spec{Accel: *accel, Boot: *boot, BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
 			Progress: prog.Printf},
 		Progress: prog.Printf,
+		Kernel:   *kernel, Client: client, ClientSeries: bf.clientSeries != "",
 	})
 	prog.Done()
 	if err != nil {

@@ -1,0 +1,221 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/internal/testlustre"
+	"github.com/kregress/kregress/suites"
+)
+
+// snapshotFile reads one file of the lustre-release snapshot.
+func snapshotFile(t *testing.T, snap, file string) string {
+	t.Helper()
+	top := strings.TrimSuffix(filepath.Base(snap), ".tar.xz")
+	out, err := exec.Command("tar", "-xOJf", snap, top+"/"+file).Output()
+	if err != nil {
+		t.Fatalf("reading %s from %s: %v", file, snap, err)
+	}
+	return string(out)
+}
+
+// insertAfter returns a git patch (a mail) that inserts text after the
+// first line of file (content old) holding anchor.
+func insertAfter(t *testing.T, file, old, anchor, text, subject string) string {
+	t.Helper()
+	i := strings.Index(old, anchor)
+	if i < 0 {
+		t.Fatalf("%s has no %q", file, anchor)
+	}
+	nl := strings.IndexByte(old[i:], '\n') + i + 1
+	changed := old[:nl] + text + old[nl:]
+	tmp := t.TempDir()
+	for _, f := range []struct{ name, body string }{{"a/" + file, old}, {"b/" + file, changed}} {
+		os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755)
+		os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644)
+	}
+	cmd := exec.Command("git", "diff", "--no-index", "a/"+file, "b/"+file)
+	cmd.Dir = tmp
+	diff, _ := cmd.Output()
+	if len(diff) == 0 {
+		t.Fatal("empty diff")
+	}
+	return "From: kregress test <test@localhost>\nSubject: " + subject + "\n\n---\n" + string(diff)
+}
+
+// TestLustreClientSeriesDebian is the client developer's path for real:
+// the lustre-release snapshot built against Debian's kernel headers (no
+// kernel build), a two-patch client series applied to a private copy per
+// patch, each step booting Debian's kernel with the step's client modules
+// against the simulated server. Patch 1 is harmless and passes
+// lustre-sanity; patch 2 dereferences NULL in ll_splice_alias on the first
+// lookup of a regular file and is named the first bad patch, with the
+// Lustre function in the title and lustre/llite/namei.c in the stack.
+func TestLustreClientSeriesDebian(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Lustre client and boots three VMs")
+	}
+	snap := testlustre.Snapshot(t)
+	kernel, _ := testlustre.DebianKernel(t)
+	namei := snapshotFile(t, snap, "lustre/llite/namei.c")
+	const file = "lustre/llite/namei.c"
+	p1 := insertAfter(t, file, namei, "struct dentry *ll_splice_alias(struct inode *inode, struct dentry *de)",
+		"/* kregress test: a comment, harmless */\n", "[PATCH 1/2] llite: comment ll_splice_alias")
+	// The bad patch goes after d_add in ll_splice_alias, whose first line
+	// patch 1 does not change.
+	p2 := insertAfter(t, file, namei, "\td_add(de, inode);\n",
+		"\tif (inode && S_ISREG(inode->i_mode)) {\n\t\tunsigned long * volatile p = NULL;\n\n\t\t*p = 0; /* kregress test: NULL dereference */\n\t}\n",
+		"[PATCH 2/2] llite: break ll_splice_alias")
+	series := t.TempDir()
+	os.WriteFile(filepath.Join(series, "0001.patch"), []byte(p1), 0o644)
+	os.WriteFile(filepath.Join(series, "0002.patch"), []byte(p2), 0o644)
+
+	var ss []*suites.Suite
+	names := []string{"lustre-sanity"}
+	if slices.Contains(suites.Builtin(), "lustre-lookup") {
+		names = append(names, "lustre-lookup")
+	}
+	for _, n := range names {
+		s, err := suites.Load(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, dir, err := TestSeries(ctx, SeriesSpec{
+		Build:  build.Request{Series: series},
+		Kernel: kernel, Client: &ClientSpec{Tree: snap}, ClientSeries: true,
+		Suites: ss, PerPatch: true, Out: t.TempDir(),
+		Run:      Spec{BootTimeout: 5 * time.Minute},
+		Command:  "kregress test --kernel " + kernel + " --client " + snap + " --client-series " + series + " --per-patch",
+		Progress: func(f string, a ...any) { t.Logf(f, a...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	SeriesSummary(&table, res, dir)
+	t.Logf("wall %s\n%s", time.Since(start).Round(time.Second), table.String())
+	if !strings.Contains(table.String(), "applied to the client tree") {
+		t.Error("the summary does not say the series targets the client tree")
+	}
+	if res.Base == nil || res.Base.Verdict != VerdictPass {
+		t.Fatalf("base: %+v", res.Base)
+	}
+	for key, st := range res.Base.Tests {
+		if st != "pass" {
+			t.Errorf("base: %s %s", key, st)
+		}
+	}
+	if len(res.Patches) != 2 {
+		t.Fatalf("want 2 patch verdicts, got %d", len(res.Patches))
+	}
+	if p := res.Patches[0]; p.Verdict != VerdictPass || p.ClientConfigured || p.BuildSeconds > 600 {
+		t.Errorf("patch 1: verdict %s, configured %v, build %.0fs: want pass, incremental", p.Verdict, p.ClientConfigured, p.BuildSeconds)
+	}
+	fb := res.FirstBad
+	if fb == nil || fb.Index != 2 || fb.Verdict != VerdictCrash {
+		t.Fatalf("first bad: %+v, want patch 2 crash", fb)
+	}
+	if !strings.Contains(fb.Title, "ll_splice_alias") {
+		t.Errorf("title %q does not name ll_splice_alias", fb.Title)
+	}
+	if !strings.Contains(fb.Reproduce, "--lustre-modules") {
+		t.Errorf("reproduce %q does not load the step's client modules", fb.Reproduce)
+	}
+	found := false
+	for _, c := range res.Patches[1].Crashes {
+		for _, f := range c.Stack {
+			if f.Func == "ll_splice_alias" && f.File == file && f.Line > 0 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no ll_splice_alias %s:NNN frame in patch 2's crashes: %+v", file, res.Patches[1].Crashes)
+	}
+	if !strings.Contains(table.String(), "lustre/llite/namei.c:") {
+		t.Error("the summary's stack has no lustre/llite/namei.c line")
+	}
+}
+
+// fakeModule writes an ELF object with a .modinfo section naming deps.
+func fakeModule(t *testing.T, dir, name string, deps ...string) string {
+	t.Helper()
+	obj := filepath.Join(dir, name+".o")
+	if out, err := exec.Command("gcc", "-x", "c", "-c", "-o", obj, "/dev/null").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v: %s", err, out)
+	}
+	info := filepath.Join(dir, name+".modinfo")
+	os.WriteFile(info, []byte("name="+name+"\x00depends="+strings.Join(deps, ",")+"\x00"), 0o644)
+	ko := filepath.Join(dir, name+".ko")
+	if out, err := exec.Command("objcopy", "--add-section", ".modinfo="+info, obj, ko).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v: %s", err, out)
+	}
+	return ko
+}
+
+// ClientModules keeps what a mount needs (the mount set and its .modinfo
+// dependencies) and leaves test modules out.
+func TestClientModules(t *testing.T) {
+	dir := t.TempDir()
+	mods := map[string][]string{
+		"libcfs": nil, "lnet": {"libcfs"}, "ksocklnd": {"lnet", "libcfs"}, "obdclass": {"lnet", "libcfs"},
+		"ptlrpc": {"obdclass", "lnet", "libcfs"}, "fld": {"ptlrpc"}, "fid": {"ptlrpc"}, "lmv": {"fld", "ptlrpc"},
+		"mdc": {"ptlrpc"}, "lov": {"ptlrpc"}, "osc": {"ptlrpc"}, "mgc": {"ptlrpc"}, "lustre": {"lmv", "ptlrpc", "fid"},
+		"obdecho": {"ptlrpc"}, "lnet_selftest": {"lnet"}, "llog_test": {"obdclass"},
+	}
+	var kos []string
+	for _, n := range []string{"libcfs", "lnet", "lnet_selftest", "ksocklnd", "obdclass", "llog_test", "ptlrpc", "fld", "fid", "lmv", "mdc", "lov", "osc", "mgc", "obdecho", "lustre"} {
+		kos = append(kos, fakeModule(t, dir, n, mods[n]...))
+	}
+	got, err := ClientModules(kos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range got {
+		names = append(names, koName(g))
+	}
+	if want := "libcfs lnet ksocklnd obdclass ptlrpc fld fid lmv mdc lov osc mgc lustre"; strings.Join(names, " ") != want {
+		t.Errorf("got %v, want %s", names, want)
+	}
+	var noOSC []string
+	for _, k := range kos {
+		if koName(k) != "osc" {
+			noOSC = append(noOSC, k)
+		}
+	}
+	if _, err := ClientModules(noOSC); err == nil || !strings.Contains(err.Error(), "osc.ko") {
+		t.Errorf("without osc.ko: %v, want an error naming it", err)
+	}
+}
+
+// A series whose first patch does not apply is bad input, and the error
+// says which tree it was given for and what to do instead.
+func TestBadSeriesFirstPatch(t *testing.T) {
+	ts := &seriesTester{spec: SeriesSpec{Build: build.Request{Source: "/usr/src/linux-source-6.1.tar.xz", Series: "lustre.mbox"}}}
+	ae := &build.ApplyError{Patch: build.Patch{Number: 1, Total: 3, Subject: "llite: rework"}, File: "lustre/llite/namei.c",
+		Detail: "error: lustre/llite/namei.c: No such file or directory"}
+	err := ts.badSeries(&PatchVerdict{Index: 1, Step: Step{Verdict: VerdictNoApply, applyErr: ae}})
+	if err == nil || !strings.Contains(err.Error(), "patch 1/3") || !strings.Contains(err.Error(), "lustre/llite/namei.c") ||
+		!strings.Contains(err.Error(), "kernel tree") || !strings.Contains(err.Error(), "--client-series") {
+		t.Errorf("got %v", err)
+	}
+	ae2 := *ae
+	ae2.Patch.Number = 2
+	if err := ts.badSeries(&PatchVerdict{Index: 2, Step: Step{Verdict: VerdictNoApply, applyErr: &ae2}}); err != nil {
+		t.Errorf("patch 2 not applying is a verdict, not bad input: %v", err)
+	}
+}
