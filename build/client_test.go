@@ -34,7 +34,7 @@ func clientPatch(t *testing.T, dir, file, anchor, subject string) []byte {
 		os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755)
 		os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644)
 	}
-	cmd := exec.Command("git", "diff", "--no-index", "a/"+file, "b/"+file)
+	cmd := exec.Command("git", "diff", "--no-index", "--no-prefix", "a/"+file, "b/"+file)
 	cmd.Dir = tmp
 	out, _ := cmd.Output()
 	if len(out) == 0 {

@@ -555,7 +555,12 @@ func builtModules(dir string) ([]string, error) {
 		if strings.HasSuffix(l, ".o") {
 			l = strings.TrimSuffix(l, ".o") + ".ko"
 		}
-		p := filepath.Join(dir, l)
+		// kbuild writes absolute paths for M= builds, relative ones for
+		// in-tree builds.
+		p := l
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, l)
+		}
 		if !exists(p) {
 			return nil, fmt.Errorf("build: client module %s is in modules.order but was not built", l)
 		}

@@ -42,7 +42,7 @@ func insertAfter(t *testing.T, file, old, anchor, text, subject string) string {
 		os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755)
 		os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644)
 	}
-	cmd := exec.Command("git", "diff", "--no-index", "a/"+file, "b/"+file)
+	cmd := exec.Command("git", "diff", "--no-index", "--no-prefix", "a/"+file, "b/"+file)
 	cmd.Dir = tmp
 	diff, _ := cmd.Output()
 	if len(diff) == 0 {
