@@ -61,9 +61,7 @@ func TestKernelLogs(t *testing.T) {
 // commit messages yields the report a Lustre maintainer would name.
 func TestLustreCorpus(t *testing.T) {
 	dir := "../../../shared/corpus/lustre"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: shared Lustre corpus %v is absent (%v)", dir, err)
-	}
+	requireShared(t, dir)
 	tests := []struct {
 		file, title, typ string
 		corrupted        bool
@@ -111,9 +109,10 @@ func TestLustreCorpus(t *testing.T) {
 // TestSeedOops checks the seed's Lustre oops: locking frames skipped, the
 // Lustre frame named, the report bounded by the kernel's end marker.
 func TestSeedOops(t *testing.T) {
+	requireShared(t, "../../../shared/seeds")
 	files, _ := filepath.Glob("../../../shared/seeds/*.txt")
 	if len(files) == 0 {
-		t.Skip("skipping: ../shared/seeds is absent")
+		t.Fatal("no seed logs in ../shared/seeds")
 	}
 	data, err := os.ReadFile(files[0])
 	if err != nil {
