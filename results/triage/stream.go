@@ -1,9 +1,14 @@
 package triage
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"math/bits"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -83,6 +88,74 @@ func Parse(log []byte) []Report {
 	return out
 }
 
+// ParseReader reads console output from r line by line and calls emit
+// with each report as soon as it is complete and no report still open
+// started before it, so the reports come in the order Parse returns them.
+// Memory stays bounded whatever the size of the input (lines longer than
+// maxLineBytes are cut, as Parse cuts them): should more than maxReady
+// complete reports wait behind one that stays open, they go out first, out
+// of Parse's order. It stops at the first error of
+// r or emit and returns it.
+func ParseReader(r io.Reader, emit func(Report) error) error {
+	s := NewStream()
+	var ready []Report // complete, waiting for older open reports
+	release := func(reps []Report, final bool) error {
+		for _, rep := range reps {
+			// Keep ready sorted by start line, stable for equal ones.
+			i := len(ready)
+			for i > 0 && ready[i-1].StartLine > rep.StartLine {
+				i--
+			}
+			ready = slices.Insert(ready, i, rep)
+		}
+		oldest := s.oldestOpen()
+		n := 0
+		for n < len(ready) && (final || oldest == 0 || ready[n].StartLine <= oldest || len(ready)-n > maxReady) {
+			if err := emit(ready[n]); err != nil {
+				return err
+			}
+			ready[n] = Report{}
+			n++
+		}
+		ready = append(ready[:0], ready[n:]...)
+		return nil
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: keep its start, skip the rest.
+			line = bytes.Clone(line)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("triage: reading console output at line %d: %w", s.line+1, err)
+		}
+		if len(line) > 0 {
+			if e := release(s.feed(bytes.TrimSuffix(line, []byte("\n"))), false); e != nil {
+				return e
+			}
+		}
+		if err == io.EOF {
+			return release(s.Flush(), true)
+		}
+	}
+}
+
+// oldestOpen returns the start line of the oldest open report, 0 when none
+// is open.
+func (s *Stream) oldestOpen() int {
+	oldest := 0
+	for _, p := range s.open {
+		if oldest == 0 || p.start < oldest {
+			oldest = p.start
+		}
+	}
+	return oldest
+}
+
 // Limits that bound a Stream's memory whatever its input.
 const (
 	maxReportLines = 2000
@@ -113,6 +186,7 @@ const (
 	maxOpenPerContext = 4
 	maxOpen           = 64
 	maxTails          = 1024
+	maxReady          = 256
 )
 
 // NewStream returns a Stream at line 0.

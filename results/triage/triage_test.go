@@ -61,9 +61,7 @@ func TestKernelLogs(t *testing.T) {
 // commit messages yields the report a Lustre maintainer would name.
 func TestLustreCorpus(t *testing.T) {
 	dir := "../../../shared/corpus/lustre"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: shared Lustre corpus %v is absent (%v)", dir, err)
-	}
+	requireShared(t, dir)
 	tests := []struct {
 		file, title, typ string
 		corrupted        bool
@@ -111,9 +109,10 @@ func TestLustreCorpus(t *testing.T) {
 // TestSeedOops checks the seed's Lustre oops: locking frames skipped, the
 // Lustre frame named, the report bounded by the kernel's end marker.
 func TestSeedOops(t *testing.T) {
+	requireShared(t, "../../../shared/seeds")
 	files, _ := filepath.Glob("../../../shared/seeds/*.txt")
 	if len(files) == 0 {
-		t.Skip("skipping: ../shared/seeds is absent")
+		t.Fatal("no seed logs in ../shared/seeds")
 	}
 	data, err := os.ReadFile(files[0])
 	if err != nil {
@@ -426,5 +425,42 @@ func TestStreamBounds(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("an endless report was never cut")
+	}
+}
+
+// TestParseReaderMatchesParse reads each log through ParseReader: the same
+// reports as Parse, in the same order, including for a log whose last line
+// has no newline and one with a line longer than the read buffer.
+func TestParseReaderMatchesParse(t *testing.T) {
+	logs, err := filepath.Glob("testdata/kernel/*.log")
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("testdata logs: %v %v", logs, err)
+	}
+	var inputs [][]byte
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, data, bytes.TrimSuffix(data, []byte("\n")))
+		long := append(bytes.Repeat([]byte("x"), 200<<10), '\n')
+		inputs = append(inputs, append(append(long, data...), long[:100<<10]...))
+	}
+	for _, c := range corpusCasesOptional(t) {
+		inputs = append(inputs, c.log)
+	}
+	for i, data := range inputs {
+		want := Parse(data)
+		var got []Report
+		err := ParseReader(bytes.NewReader(data), func(r Report) error {
+			got = append(got, r)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("input %d: ParseReader gives %q, Parse %q", i, titles(got), titles(want))
+		}
 	}
 }
