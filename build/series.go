@@ -33,6 +33,10 @@ type Patch struct {
 	Data []byte
 	// Files are the paths the diff touches (new names), in diff order.
 	Files []string
+	// MessageID is the mail's Message-ID ("<...>"), References its
+	// References (else In-Reply-To) header: what a reply threads under.
+	// Empty for a patch without a mail header.
+	MessageID, References string
 }
 
 // Label renders the patch for messages: `patch 2/3 "subject"`.
@@ -250,6 +254,11 @@ func parseMessage(m message) (Patch, error) {
 		}
 		p.From, _ = dec.DecodeHeader(msg.Header.Get("From"))
 		p.Subject, p.Number = cleanSubject(subj)
+		p.MessageID = strings.TrimSpace(msg.Header.Get("Message-ID"))
+		p.References = strings.Join(strings.Fields(msg.Header.Get("References")), " ")
+		if p.References == "" {
+			p.References = strings.TrimSpace(msg.Header.Get("In-Reply-To"))
+		}
 		rest, _ := io.ReadAll(msg.Body)
 		p.Files = diffFiles(rest)
 	} else {
