@@ -98,6 +98,9 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if spec.Suite == nil {
 		return nil, "", suites.ErrNoSuite
 	}
+	if err := spec.check(); err != nil {
+		return nil, "", err
+	}
 	if spec.CacheDir == "" {
 		root, err := cache.Root()
 		if err != nil {
