@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
-	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/runner"
 	"github.com/kregress/kregress/suites"
 )
@@ -128,9 +126,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		lustre = job.LustreSpec{Modules: kos, TreeFile: *lustreTree, Generate: *lustreGen, FaultsFile: *lustreFaults}
 	}
 	prog := newProgress(stderr, *verbose)
-	var modDir string
-	var sym *symbolize.Symbolizer
-	var srcRoot string
+	// built is the kernel's part of every run's spec when kregress built it.
+	var built *job.Spec
 	if *doBuild {
 		req, err := bf.request(stderr)
 		if err != nil {
@@ -140,26 +137,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		br, err := build.Build(ctx, req)
 		if err != nil {
 			fmt.Fprintf(stderr, "kregress run: %v\n", err)
-			var ce *build.CompileError
-			var ae *build.ApplyError
-			if errors.As(err, &ce) || errors.As(err, &ae) {
-				return exitFail
-			}
-			return exitInfra
+			return buildExit(err)
 		}
-		*kernel, srcRoot = br.BzImage, br.Source
-		if br.ModulesDir != "" {
-			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
-		}
-		for _, e := range br.External {
-			for _, m := range e.Modules {
-				modules = append(modules, moduleName(m))
-			}
-		}
-		if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
-			sym = s
-			defer s.Close()
-		}
+		built = &job.Spec{Modules: modules}
+		defer built.UseBuild(br)()
 	}
 	type outcome struct {
 		res *results.Result
@@ -176,13 +157,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			label := s.Name
-			res, dir, err := job.Run(ctx, job.Spec{
+			spec := job.Spec{
 				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
 				Append: *appendArgs, Accel: *accel, Boot: *boot, MemoryMB: *mem, CPUs: *cpus,
 				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, SourceRoot: srcRoot, Lustre: lustre,
+				Modules: modules, ExtraModules: extraMods, Lustre: lustre,
 				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
-			})
+			}
+			if built != nil {
+				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
+				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
+			}
+			res, dir, err := job.Run(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
 	}
@@ -215,15 +201,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
-}
-
-// moduleName turns "extra/crashmod.ko" into "crashmod".
-func moduleName(path string) string {
-	b := filepath.Base(path)
-	if i := strings.Index(b, ".ko"); i >= 0 {
-		b = b[:i]
-	}
-	return b
 }
 
 // loadSuites loads the named suites (shipped names or files); none means

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/job"
+	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/runner"
 )
 
@@ -75,11 +76,11 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kregress test: %v\n", err)
 		return exitInfra
 	}
-	job.SeriesSummary(stdout, res, dir)
+	results.SeriesSummary(stdout, res, dir)
 	switch res.Status {
-	case "pass":
+	case results.StatusPass:
 		return exitOK
-	case "regression":
+	case results.StatusRegression:
 		return exitFail
 	default:
 		return exitInfra

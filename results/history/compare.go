@@ -123,9 +123,9 @@ func Compare(prev, cur *Snapshot) Comparison {
 			change = ChangeStillFailing
 		case cok && cf:
 			change = ChangeRegressed
-		case pf && cok && c == results.StatusPass:
+		case pf && cok && c == string(results.StatusPass):
 			change = ChangeFixed
-		case pf && (cur.Infra || !cok || c == results.StatusSkip):
+		case pf && (cur.Infra || !cok || c == string(results.StatusSkip)):
 			change = ChangeUnknown
 		default:
 			continue
@@ -141,7 +141,7 @@ func Compare(prev, cur *Snapshot) Comparison {
 
 // failing reports whether a test status is a failure of the tested code.
 func failing(status string) bool {
-	switch status {
+	switch results.Status(status) {
 	case results.StatusFail, results.StatusTimeout, results.StatusCrash:
 		return true
 	}
@@ -155,7 +155,7 @@ func SnapshotOf(rd *RunDir) *Snapshot {
 	if rd.Run != nil {
 		s.Infra = rd.Run.Status == results.StatusInfra && len(rd.Run.Crashes) == 0
 		for _, t := range rd.Run.Tests {
-			s.Tests[rd.Run.Suite+"/"+t.Name] = t.Status
+			s.Tests[rd.Run.Suite+"/"+t.Name] = string(t.Status)
 		}
 		s.Crashes = append(s.Crashes, rd.Run.Crashes...)
 		return s
