@@ -1,7 +1,7 @@
 # kregress: build, set up and test.
 #
 #   make demo   set up this machine and run the demonstration series
-#   make test   run every test (what CI runs)
+#   make test   set up this machine and run every test (what CI runs)
 
 GO        ?= go
 BIN       := bin
@@ -9,7 +9,8 @@ BIN       := bin
 # Everything kregress and its tests need from Debian's archive.
 DEBIAN_PACKAGES := qemu-system-x86 busybox-static linux-image-amd64 cpio kmod \
 	linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev ccache \
-	dwarves binutils tshark xz-utils git
+	dwarves binutils tshark xz-utils git \
+	libxml2-utils python3-junitparser
 
 .PHONY: all build setup demo smoke test vet clean
 
@@ -48,7 +49,7 @@ smoke: setup build
 
 # One package at a time: kernel builds and TCG guests share two cores, and
 # a guest booting beside a kernel build can take minutes.
-test: build
+test: setup build
 	$(GO) vet ./...
 	$(GO) test -p 1 -timeout 80m ./...
 

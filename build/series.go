@@ -33,6 +33,10 @@ type Patch struct {
 	Data []byte
 	// Files are the paths the diff touches (new names), in diff order.
 	Files []string
+	// MessageID is the mail's Message-ID ("<...>"), References its
+	// References (else In-Reply-To) header: what a reply threads under.
+	// Empty for a patch without a mail header.
+	MessageID, References string
 }
 
 // Label renders the patch for messages: `patch 2/3 "subject"`.
@@ -48,6 +52,62 @@ var (
 	diffFileRe = regexp.MustCompile(`^\+\+\+ (?:b/)?(\S+)`)
 	gitDiffRe  = regexp.MustCompile(`^diff --git a/(\S+) b/(\S+)`)
 )
+
+// SeriesKind is what a series argument names.
+type SeriesKind int
+
+// Series kinds.
+const (
+	// SeriesNone: no series ("").
+	SeriesNone SeriesKind = iota
+	// SeriesPath: an mbox file or a folder of *.patch files.
+	SeriesPath
+	// SeriesGitRange: a range of commits (A..B) in a git source.
+	SeriesGitRange
+)
+
+// KindOfSeries decides what series names for a build of source: a path
+// that exists is a file or folder series; otherwise, with a git source
+// (a folder) and a "..", a git range in it; anything else is bad input.
+// It is the one place that decides, for every command.
+func KindOfSeries(source, series string) (SeriesKind, error) {
+	if series == "" {
+		return SeriesNone, nil
+	}
+	if _, err := os.Stat(series); err == nil {
+		return SeriesPath, nil
+	}
+	if fi, err := os.Stat(source); err == nil && fi.IsDir() && strings.Contains(series, "..") && !strings.HasPrefix(series, "-") {
+		return SeriesGitRange, nil
+	}
+	return SeriesNone, badInput("build: series %q is not a file, a folder, or a git range in a git source", series)
+}
+
+// LoadSeries reads the series that series names for a build of source (see
+// KindOfSeries); nil for "". An unreadable or empty series is an
+// *InputError.
+func LoadSeries(ctx context.Context, source, series string) ([]Patch, error) {
+	kind, err := KindOfSeries(source, series)
+	if err != nil {
+		return nil, err
+	}
+	var patches []Patch
+	switch kind {
+	case SeriesNone:
+		return nil, nil
+	case SeriesPath:
+		patches, err = ReadSeries(series)
+	case SeriesGitRange:
+		patches, err = SeriesFromGit(ctx, source, series)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &InputError{Err: err}
+	}
+	return patches, nil
+}
 
 // ReadSeries reads a patch series from path: an mbox file (as b4 am or git
 // format-patch --stdout write it; a cover letter, a message without a diff,
@@ -205,6 +265,11 @@ func parseMessage(m message) (Patch, error) {
 		}
 		p.From, _ = dec.DecodeHeader(msg.Header.Get("From"))
 		p.Subject, p.Number = cleanSubject(subj)
+		p.MessageID = strings.TrimSpace(msg.Header.Get("Message-ID"))
+		p.References = strings.Join(strings.Fields(msg.Header.Get("References")), " ")
+		if p.References == "" {
+			p.References = strings.TrimSpace(msg.Header.Get("In-Reply-To"))
+		}
 		rest, _ := io.ReadAll(msg.Body)
 		p.Files = diffFiles(rest)
 	} else {

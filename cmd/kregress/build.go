@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/kregress/kregress/build"
@@ -102,21 +99,27 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 	prog.Done()
 	if err != nil {
 		failf(stderr, "build", "%v", err)
-		var ce *build.CompileError
-		var ae *build.ApplyError
-		if errors.As(err, &ce) || errors.As(err, &ae) {
-			return exitFail // the patches do not apply or compile: a test result
-		}
-		return exitInfra
+		return buildExit(err)
 	}
 	if *out != "" {
-		if err := copyOutputs(ctx, res, *out); err != nil {
+		if res, err = build.Export(ctx, res, *out); err != nil {
 			failf(stderr, "build", "%v", err)
 			return exitInfra
 		}
 	}
 	printResult(stdout, res)
 	return exitOK
+}
+
+// buildExit is the exit code of a failed build (build.Classify): 1 when
+// the patches do not apply or the kernel does not compile (a test result),
+// 2 for bad input and infrastructure.
+func buildExit(err error) int {
+	switch build.Classify(err) {
+	case build.ClassNoApply, build.ClassNoBuild:
+		return exitFail
+	}
+	return exitInfra
 }
 
 func printResult(w io.Writer, res *build.Result) {
@@ -140,36 +143,4 @@ func printResult(w io.Writer, res *build.Result) {
 	for _, d := range res.Warnings {
 		fmt.Fprintf(w, "warning:   %s\n", d)
 	}
-}
-
-// copyOutputs copies the build's outputs into dir.
-func copyOutputs(ctx context.Context, res *build.Result, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	files := map[string]string{res.BzImage: "bzImage", res.Vmlinux: "vmlinux", res.Config: "config", res.SystemMap: "System.map"}
-	for from, to := range files {
-		if err := copyFile(from, filepath.Join(dir, to)); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
-	}
-	res.BzImage, res.Vmlinux, res.Config, res.SystemMap = filepath.Join(dir, "bzImage"), filepath.Join(dir, "vmlinux"), filepath.Join(dir, "config"), filepath.Join(dir, "System.map")
-	if res.ModulesDir != "" {
-		dst := filepath.Join(dir, "modules")
-		os.RemoveAll(dst)
-		// cp -a: the staging folder holds symlinks (build, source).
-		if out, err := exec.CommandContext(ctx, "cp", "-a", res.ModulesDir, dst).CombinedOutput(); err != nil {
-			return fmt.Errorf("--out: copying modules: %w: %s", err, out)
-		}
-		res.ModulesDir = dst
-	}
-	return ctx.Err()
-}
-
-func copyFile(from, to string) error {
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, data, 0o644)
 }

@@ -114,11 +114,11 @@ func TestSuiteFileByName(t *testing.T) {
 }
 
 // TestBuildErrorNotDoubled: an error from the build package reads
-// "kregress build: source ...", not "kregress build: build: source ...".
+// "kregress: build: source ...", not "kregress build: build: source ...".
 func TestBuildErrorNotDoubled(t *testing.T) {
 	t.Setenv("KREGRESS_CACHE", t.TempDir())
 	code, _, stderr := runMain(t, "build", "--source", t.TempDir())
-	if code != exitInfra || !strings.HasPrefix(stderr, "kregress build: source ") {
+	if code != exitInfra || !strings.HasPrefix(stderr, "kregress: build: source ") {
 		t.Errorf("build of a folder that is no kernel tree: exit %d, %q", code, stderr)
 	}
 }

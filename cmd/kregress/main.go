@@ -86,10 +86,16 @@ func hint(w io.Writer, name string) {
 }
 
 // failf prints a subcommand's one error line, "kregress NAME: message",
-// without doubling a prefix the message already starts with ("kregress
-// build: build: ...").
+// or "kregress: message" when the message already starts with "NAME: " (an
+// error of the build package from "kregress build"), never doubled as
+// "kregress build: build: ...". The message after the first ": " is the
+// same whichever command met the error.
 func failf(w io.Writer, name, format string, args ...any) {
-	msg := strings.TrimPrefix(fmt.Sprintf(format, args...), name+": ")
+	msg := fmt.Sprintf(format, args...)
+	if strings.HasPrefix(msg, name+": ") {
+		fmt.Fprintf(w, "kregress: %s\n", msg)
+		return
+	}
 	fmt.Fprintf(w, "kregress %s: %s\n", name, msg)
 }
 

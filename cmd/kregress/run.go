@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +16,6 @@ import (
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
-	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -120,36 +117,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 	prog := progress.New(stderr, vf.verbose)
 	defer prog.Done()
-	modules := append(stringList(nil), base.Modules...)
-	var modDir string
-	var sym *symbolize.Symbolizer
-	var srcRoot string
+	// built is the kernel's part of every run's spec when kregress built it.
+	var built *job.Spec
 	if *doBuild {
 		req.Progress = prog
 		br, err := build.Build(ctx, req)
 		if err != nil {
 			prog.Done()
 			failf(stderr, "run", "%v", err)
-			var ce *build.CompileError
-			var ae *build.ApplyError
-			if errors.As(err, &ce) || errors.As(err, &ae) {
-				return exitFail
-			}
-			return exitInfra
+			return buildExit(err)
 		}
-		*kernel, srcRoot = br.BzImage, br.Source
-		if br.ModulesDir != "" {
-			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
-		}
-		for _, e := range br.External {
-			for _, m := range e.Modules {
-				modules = append(modules, moduleName(m))
-			}
-		}
-		if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
-			sym = s
-			defer s.Close()
-		}
+		built = &job.Spec{Modules: base.Modules}
+		defer built.UseBuild(br)()
 	}
 	type outcome struct {
 		res *results.Result
@@ -167,10 +146,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			defer func() { <-sem }()
 			label := s.Name
 			spec := base
-			spec.Kernel, spec.Suite = *kernel, s
-			spec.Modules, spec.ExtraModules, spec.ModulesDir = modules, extraMods, modDir
-			spec.Symbolizer, spec.SourceRoot = sym, srcRoot
+			spec.Suite = s
+			spec.Kernel, spec.ExtraModules = *kernel, extraMods
 			spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
+			if built != nil {
+				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
+				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
+			}
 			res, dir, err := runJob(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
@@ -209,15 +191,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
-}
-
-// moduleName turns "extra/crashmod.ko" into "crashmod".
-func moduleName(path string) string {
-	b := filepath.Base(path)
-	if i := strings.Index(b, ".ko"); i >= 0 {
-		b = b[:i]
-	}
-	return b
 }
 
 // loadSuites loads the named suites (shipped names or files); none means

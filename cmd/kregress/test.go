@@ -8,6 +8,7 @@ import (
 
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
+	"github.com/kregress/kregress/results"
 )
 
 func init() {
@@ -65,11 +66,11 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%v", err)
 	}
-	job.SeriesSummary(stdout, res, dir)
+	results.SeriesSummary(stdout, res, dir)
 	switch res.Status {
-	case "pass":
+	case results.StatusPass:
 		return exitOK
-	case "regression":
+	case results.StatusRegression:
 		return exitFail
 	default:
 		return exitInfra
