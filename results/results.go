@@ -188,6 +188,12 @@ func WriteAtomic(path string, data []byte) error {
 		return fmt.Errorf("results: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600: give it the mode of every other
+	// file kregress writes.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("results: write %s: %w", path, err)

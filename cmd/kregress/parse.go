@@ -37,7 +37,7 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	vmlinux := fs.String("vmlinux", "", "vmlinux with debug info, to turn frames into file:line")
 	var modDirs pathList
 	fs.Var(&modDirs, "modules", "directory searched for module .ko files with debug info (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {

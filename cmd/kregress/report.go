@@ -33,7 +33,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	var cc pathList
 	fs.Var(&cc, "cc", "a Cc: recipient of the reply (repeatable)")
 	lore := fs.String("lore", "", "URL prefix of the Closes: tag, before the reply's Message-ID (default https://lore.kernel.org/r/)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {
