@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kregress/kregress/internal/cache"
 )
 
 // ExternalResult is one out-of-tree module tree built against the kernel.
@@ -230,7 +232,7 @@ type ClientRequest struct {
 	Kernel KernelTree
 	// ConfigureArgs are added to configure's arguments (after ClientConfigureArgs).
 	ConfigureArgs []string
-	// CacheDir is the cache root; "" means CacheRoot().
+	// CacheDir is the cache root; "" means cache.Root().
 	CacheDir string
 	// Jobs is make's -j; 0 means the number of CPUs plus one.
 	Jobs int
@@ -332,47 +334,16 @@ const clientMarker = ".kregress-configured"
 func BuildClient(ctx context.Context, req ClientRequest) (*ClientResult, error) {
 	st := newStatus(req.Progress)
 	defer st.done()
-	fi, err := os.Stat(req.Tree)
-	if err != nil {
-		return nil, fmt.Errorf("build: client tree: %w", err)
-	}
-	if !fi.IsDir() && req.Base != "" {
-		return nil, fmt.Errorf("build: client base %q given with tarball %s: a tarball is its own base", req.Base, req.Tree)
-	}
-	kid, err := req.Kernel.id()
-	if err != nil {
-		return nil, err
-	}
-	root := req.CacheDir
-	if root == "" {
-		if root, err = CacheRoot(); err != nil {
-			return nil, err
-		}
-	}
-	if root, err = filepath.Abs(root); err != nil {
-		return nil, fmt.Errorf("build: cache folder: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "client"), 0o755); err != nil {
-		return nil, fmt.Errorf("build: creating cache folder: %w", err)
-	}
 	jobs := req.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU() + 1
 	}
-	src, err := prepareClient(ctx, root, req.Tree, req.Base, kid, st)
+	src, applied, err := applyClient(ctx, &req, st)
 	if err != nil {
 		return nil, err
 	}
 	defer src.release()
-	res := &ClientResult{Dir: src.dir, Base: src.baseID, Kernel: req.Kernel, Log: filepath.Join(src.dir, "kregress-build.log")}
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("build: creating cache folder: %w", err)
-	}
-	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), req.Patches, st)
-	if err != nil {
-		return nil, err
-	}
-	res.Patches = applied
+	res := &ClientResult{Dir: src.dir, Base: src.baseID, Kernel: req.Kernel, Log: filepath.Join(src.dir, "kregress-build.log"), Patches: applied}
 	touched := map[string]bool{}
 	var buildSys []string
 	for _, p := range applied {
@@ -398,6 +369,10 @@ func BuildClient(ctx context.Context, req ClientRequest) (*ClientResult, error) 
 	env := clientEnv(src.dir)
 
 	// Configure once per (base, kernel, build-system changes of the series).
+	kid, err := req.Kernel.id()
+	if err != nil {
+		return nil, err
+	}
 	bsys := digest(seriesBuildSystem(req.Patches, buildSys)...)
 	want := kid + "\n" + digest(req.ConfigureArgs...) + "\n" + bsys + "\n"
 	have, _ := os.ReadFile(filepath.Join(src.dir, clientMarker))
@@ -446,6 +421,62 @@ func BuildClient(ctx context.Context, req ClientRequest) (*ClientResult, error) 
 	}
 	st.phase("client", fmt.Sprintf("%d modules built (configure %.0fs, make %.0fs, %d steps)", len(res.Modules), res.ConfigureSeconds, res.MakeSeconds, res.Compiled))
 	return res, nil
+}
+
+// CheckClientApply tells whether req's patches apply to the client tree,
+// building nothing (an *ApplyError when one does not); the copy is left at
+// its base.
+func CheckClientApply(ctx context.Context, req ClientRequest) error {
+	st := newStatus(req.Progress)
+	defer st.done()
+	src, _, err := applyClient(ctx, &req, st)
+	if err != nil {
+		return err
+	}
+	defer src.release()
+	return src.reset(ctx)
+}
+
+// applyClient checks req, prepares the locked private copy of the client
+// tree for its kernel and applies the patches. The caller releases the
+// copy. Bad input (no such tree, a base with a tarball, a kernel folder
+// without .config) is an *InputError.
+func applyClient(ctx context.Context, req *ClientRequest, st *status) (*source, []PatchResult, error) {
+	fi, err := os.Stat(req.Tree)
+	if err != nil {
+		return nil, nil, badInput("build: client tree: %w", err)
+	}
+	if !fi.IsDir() && req.Base != "" {
+		return nil, nil, badInput("build: client base %q given with tarball %s: a tarball is its own base", req.Base, req.Tree)
+	}
+	kid, err := req.Kernel.id()
+	if err != nil {
+		return nil, nil, &InputError{Err: err}
+	}
+	root := req.CacheDir
+	if root == "" {
+		if root, err = cache.Root(); err != nil {
+			return nil, nil, fmt.Errorf("build: %w", err)
+		}
+	}
+	if root, err = filepath.Abs(root); err != nil {
+		return nil, nil, fmt.Errorf("build: cache folder: %w", err)
+	}
+	for _, d := range []string{"client", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("build: creating cache folder: %w", err)
+		}
+	}
+	src, err := prepareClient(ctx, root, req.Tree, req.Base, kid, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), req.Patches, st)
+	if err != nil {
+		src.release()
+		return nil, nil, err
+	}
+	return src, applied, nil
 }
 
 // clientEnv is the environment of configure and make in the client copy:
@@ -591,17 +622,17 @@ func prepareClient(ctx context.Context, root, tree, base, kid string, st *status
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		common, err := run(ctx, abs, nil, "git", "rev-parse", "--path-format=absolute", "--git-common-dir")
 		if err != nil {
-			return nil, fmt.Errorf("build: client tree %s is neither a tarball nor a git checkout: %w", abs, err)
+			return nil, badInput("build: client tree %s is neither a tarball nor a git checkout: %w", abs, err)
 		}
 		if base == "" {
 			base = "HEAD"
 		}
 		if strings.HasPrefix(base, "-") {
-			return nil, fmt.Errorf("build: bad client base ref %q", base)
+			return nil, badInput("build: bad client base ref %q", base)
 		}
 		commit, err := run(ctx, abs, nil, "git", "rev-parse", "--verify", "--quiet", base+"^{commit}")
 		if err != nil {
-			return nil, fmt.Errorf("build: client base %q is not a commit in %s", base, abs)
+			return nil, badInput("build: client base %q is not a commit in %s", base, abs)
 		}
 		s.base = strings.TrimSpace(commit)
 		s.baseID, s.repo = s.base, abs
@@ -610,12 +641,11 @@ func prepareClient(ctx context.Context, root, tree, base, kid string, st *status
 		if s.lk, err = lock(ctx, s.dir+".lock", st); err != nil {
 			return nil, err
 		}
-		if _, err := run(ctx, s.dir, nil, "git", "rev-parse", "--is-inside-work-tree"); err != nil {
-			st.phase("client", "creating a private worktree of "+abs)
-			os.RemoveAll(s.dir)
-			if _, err := run(ctx, abs, nil, "git", "worktree", "add", "--detach", "--force", "-q", s.dir, s.base); err != nil {
+		if _, err := os.Stat(filepath.Join(s.dir, ".git", completeMarker)); err != nil {
+			st.phase("client", "creating a private clone of "+abs)
+			if err := cloneShared(ctx, abs, s.dir); err != nil {
 				s.lk.unlock()
-				return nil, fmt.Errorf("build: creating worktree of %s at %s: %w", abs, s.dir, err)
+				return nil, err
 			}
 		}
 	} else {
@@ -632,7 +662,7 @@ func prepareClient(ctx context.Context, root, tree, base, kid string, st *status
 		}
 		marker := filepath.Join(s.dir, ".git", completeMarker)
 		if _, err := os.Stat(marker); err != nil {
-			if err := extractTarball(ctx, abs, sum, s.dir, st); err != nil {
+			if err := extractTarball(ctx, abs, sum, s.dir, false, st); err != nil {
 				s.lk.unlock()
 				return nil, err
 			}
@@ -647,6 +677,10 @@ func prepareClient(ctx context.Context, root, tree, base, kid string, st *status
 	if err := s.reset(ctx); err != nil {
 		s.lk.unlock()
 		return nil, err
+	}
+	if !exists(filepath.Join(s.dir, "autogen.sh")) && !exists(filepath.Join(s.dir, "configure")) {
+		s.lk.unlock()
+		return nil, badInput("build: client tree %s is not an autotools tree like lustre-release (no autogen.sh or configure at its top)", abs)
 	}
 	return s, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/lustre/server"
+	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
@@ -223,7 +224,7 @@ func InstallClient(cr *build.ClientResult, dir string) ([]string, error) {
 	var out []string
 	for _, ko := range need {
 		dst := filepath.Join(dir, filepath.Base(ko))
-		if err := copyFile(ko, dst); err != nil {
+		if err := results.CopyFile(ko, dst); err != nil {
 			return nil, fmt.Errorf("install client module %s: %w", ko, err)
 		}
 		out = append(out, dst)
@@ -231,75 +232,156 @@ func InstallClient(cr *build.ClientResult, dir string) ([]string, error) {
 	return out, nil
 }
 
-// stepKernel is the kernel a series step boots.
+// stepKernel is the kernel a series step boots: one kregress built (br)
+// or a distribution kernel (keep, br nil), and the tree the client builds
+// against.
 type stepKernel struct {
-	bzImage, vmlinux string
-	modDir           string // lib/modules/<release> of a built kernel; "" for a distribution kernel
-	source           string // the kernel tree, cut from symbolized paths
-	tree             build.KernelTree
+	br   *build.Result
+	tree build.KernelTree
+	// keep is the kernel file the step boots when it is not copied into
+	// the step's folder: the distribution kernel, or the base's copy of
+	// a kernel built once for a client series (shared).
+	keep   string
+	shared bool
+}
+
+// keepAt copies the built kernel to dst, unless the kernel is kept
+// elsewhere; a shared kernel is kept at its first copy from then on.
+func (k *stepKernel) keepAt(dst string) error {
+	if k.keep != "" {
+		return nil
+	}
+	if err := results.CopyFile(k.br.BzImage, dst); err != nil {
+		return err
+	}
+	if k.shared {
+		k.keep = dst
+	}
+	return nil
+}
+
+// stepClient is the client a step built, and the modules a mount needs,
+// kept in the step's folder.
+type stepClient struct {
+	res     *build.ClientResult
+	dir     string
+	modules []string
+}
+
+// note records the client build in the step; for a client series it is
+// the step's build.
+func (c *stepClient) note(st *results.Step, series bool) {
+	if c == nil {
+		return
+	}
+	st.ClientModules, st.ClientConfigured = c.dir, c.res.Configured
+	if series {
+		st.BuildKey, st.Incremental, st.Compiled = filepath.Base(c.res.Dir), !c.res.Configured, c.res.Compiled
+		for _, w := range c.res.Warnings {
+			st.Warnings = append(st.Warnings, w.String())
+		}
+	}
+}
+
+// ClientBuilder is an Executor that builds client trees too; with an
+// Executor that is not one, TestSeries builds them on this machine.
+type ClientBuilder interface {
+	BuildClient(ctx context.Context, req build.ClientRequest) (*build.ClientResult, error)
+}
+
+// BuildClient calls build.BuildClient.
+func (Local) BuildClient(ctx context.Context, req build.ClientRequest) (*build.ClientResult, error) {
+	return build.BuildClient(ctx, req)
 }
 
 // checkClientSpec rejects client settings that cannot work together.
 func checkClientSpec(spec SeriesSpec) error {
+	var err error
 	switch {
 	case spec.ClientSeries && spec.Client == nil:
-		return errors.New("a client series needs the client tree (--client TREE)")
+		err = errors.New("a client series needs the client tree (--client TREE)")
 	case spec.Kernel != "" && spec.Build.Source != "":
-		return errors.New("give a distribution kernel (--kernel) or a kernel source (--source), not both")
+		err = errors.New("give a distribution kernel (--kernel) or a kernel source (--source), not both")
 	case spec.Kernel != "" && !spec.ClientSeries:
-		return errors.New("with a distribution kernel (--kernel) the series must target the client tree (--client-series)")
+		err = errors.New("with a distribution kernel (--kernel) the series must target the client tree (--client-series)")
 	case spec.Kernel == "" && spec.Build.Source == "":
-		return errors.New("no kernel: give --source (a kernel to build) or --kernel (a distribution kernel)")
+		err = errors.New("no kernel: give --source (a kernel to build) or --kernel (a distribution kernel)")
 	case spec.Client != nil && !MountsLustre(spec.Suites):
-		return fmt.Errorf("the client tree %s is given but no suite mounts Lustre (target: lustre)", spec.Client.Tree)
+		err = fmt.Errorf("the client tree %s is given but no suite mounts Lustre (target: lustre)", spec.Client.Tree)
+	}
+	if err != nil {
+		return &build.InputError{Err: err}
 	}
 	return nil
+}
+
+// distroKernel is the kernel tree of a distribution kernel's bzImage,
+// from its installed headers; missing headers are bad input.
+func distroKernel(bzImage string) (build.KernelTree, error) {
+	rel, err := images.KernelRelease(bzImage)
+	if err != nil {
+		return build.KernelTree{}, &build.InputError{Err: err}
+	}
+	kt, err := build.DistroKernel(rel)
+	if err != nil {
+		return kt, &build.InputError{Err: err}
+	}
+	return kt, nil
+}
+
+// checkApply checks, building nothing, that the whole series applies to
+// its tree. A client series on a kernel kregress builds is checked by
+// its steps: the client copy belongs to a kernel not built yet.
+func (t *seriesTester) checkApply(ctx context.Context) error {
+	if !t.spec.ClientSeries {
+		return t.spec.Executor.CheckApply(ctx, t.request(len(t.patches)))
+	}
+	if t.spec.Kernel == "" {
+		return nil
+	}
+	kt, err := distroKernel(t.spec.Kernel)
+	if err != nil {
+		return err
+	}
+	c := t.spec.Client
+	return build.CheckClientApply(ctx, build.ClientRequest{Tree: c.Tree, Base: c.Base, Patches: t.patches, Kernel: kt})
+}
+
+// otherTree is the error of a series whose first patch does not apply: it
+// names the tree it was applied to and, when the patch's file is not in
+// that tree, says how to give the series for the other one.
+func (t *seriesTester) otherTree(ae *build.ApplyError, err error) error {
+	target, tree, other := "kernel", t.spec.Build.Source, "if it is a Lustre client series, give it with --client-series and the client tree with --client"
+	if t.spec.ClientSeries {
+		target, tree, other = "client", t.spec.Client.Tree, "if it is a kernel series, give it with --series and the kernel with --source"
+	}
+	msg := fmt.Errorf("series %s does not apply to the %s tree %s from its first patch (is it meant for another tree?): %w", t.spec.Build.Series, target, tree, err)
+	if ae.File != "" && (strings.Contains(ae.Detail, "No such file") || strings.Contains(ae.Detail, "does not exist in index")) {
+		msg = fmt.Errorf("%w; %s is not in the %s tree: %s", msg, ae.File, target, other)
+	}
+	return msg
 }
 
 // kernel returns the kernel of step k: the distribution kernel, the kernel
 // built once for a client series, or the kernel with the series' first k
 // patches.
-func (t *seriesTester) kernel(ctx context.Context, k int, stepDir string, st *Step) (*stepKernel, error) {
+func (t *seriesTester) kernel(ctx context.Context, k int) (*stepKernel, error) {
 	if t.kern != nil {
-		st.Kernel = t.kern.bzImage
 		return t.kern, nil
 	}
 	if t.spec.Kernel != "" {
-		rel, err := images.KernelRelease(t.spec.Kernel)
+		kt, err := distroKernel(t.spec.Kernel)
 		if err != nil {
 			return nil, err
 		}
-		kt, err := build.DistroKernel(rel)
-		if err != nil {
-			return nil, err
-		}
-		t.kern = &stepKernel{bzImage: t.spec.Kernel, tree: kt}
-		st.Kernel = t.spec.Kernel
+		t.kern = &stepKernel{keep: t.spec.Kernel, tree: kt}
 		return t.kern, nil
 	}
-	req := t.spec.Build
-	req.Series = ""
-	if !t.spec.ClientSeries {
-		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
-	}
-	br, err := build.Build(ctx, req)
+	br, err := t.spec.Executor.Build(ctx, t.request(k))
 	if err != nil {
 		return nil, err
 	}
-	st.BuildKey, st.Incremental, st.Compiled = br.Key, br.Incremental, br.Compiled
-	for _, w := range br.Warnings {
-		st.Warnings = append(st.Warnings, w.String())
-	}
-	// The build folder is reused by the next step: keep this kernel.
-	st.Kernel = filepath.Join(stepDir, "bzImage")
-	if err := copyFile(br.BzImage, st.Kernel); err != nil {
-		return nil, err
-	}
-	kern := &stepKernel{bzImage: st.Kernel, vmlinux: br.Vmlinux, source: br.Source,
-		tree: build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}}
-	if br.ModulesDir != "" {
-		kern.modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
-	}
+	kern := &stepKernel{br: br, tree: build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}, shared: t.spec.ClientSeries}
 	if t.spec.ClientSeries {
 		t.kern = kern
 	}
@@ -309,46 +391,56 @@ func (t *seriesTester) kernel(ctx context.Context, k int, stepDir string, st *St
 // buildClient builds the client tree against the step's kernel (with the
 // series' first k patches when the series targets the client) and keeps
 // the modules a mount needs in the step's folder.
-func (t *seriesTester) buildClient(ctx context.Context, k int, kern *stepKernel, stepDir string, st *Step) error {
+func (t *seriesTester) buildClient(ctx context.Context, k int, kern *stepKernel, stepDir string) (*stepClient, error) {
 	c := t.spec.Client
 	req := build.ClientRequest{Tree: c.Tree, Base: c.Base, ConfigureArgs: c.ConfigureArgs, Kernel: kern.tree,
 		Progress: progressLines{t.spec.Progress}}
 	if t.spec.ClientSeries {
 		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
 	}
-	cr, err := build.BuildClient(ctx, req)
+	builder, ok := t.spec.Executor.(ClientBuilder)
+	if !ok {
+		builder = Local{}
+	}
+	cr, err := builder.BuildClient(ctx, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st.ClientConfigured = cr.Configured
-	if t.spec.ClientSeries {
-		st.Compiled, st.Incremental = cr.Compiled, !cr.Configured
-		st.BuildKey = filepath.Base(cr.Dir)
-		for _, w := range cr.Warnings {
-			st.Warnings = append(st.Warnings, w.String())
-		}
+	sc := &stepClient{res: cr, dir: filepath.Join(stepDir, "lustre-modules")}
+	if sc.modules, err = InstallClient(cr, sc.dir); err != nil {
+		return nil, err
 	}
-	st.ClientModules = filepath.Join(stepDir, "lustre-modules")
-	mods, err := InstallClient(cr, st.ClientModules)
-	if err != nil {
-		return err
-	}
-	st.lustre = LustreSpec{Modules: mods, SourceRoot: cr.Dir}
-	return nil
+	return sc, nil
 }
 
-// buildVerdict is the verdict of a step whose build failed with err.
-func buildVerdict(err error) string {
-	var ae *build.ApplyError
-	var ce *build.CompileError
-	var fe *build.ConfigureError
-	switch {
-	case errors.As(err, &ae):
-		return VerdictNoApply
-	case errors.As(err, &ce), errors.As(err, &fe):
-		return VerdictNoBuild
+// useKernel points the spec at the step's kernel (UseBuild for one
+// kregress built; the distribution kernel needs nothing more) and client:
+// its modules for lustre-target suites, and a symbolizer that reads their
+// DWARF too. The returned function closes the symbolizer.
+func (s *Spec) useKernel(k *stepKernel, c *stepClient) (closeSymbolizer func()) {
+	closeSym := func() {}
+	if k.br != nil {
+		closeSym = s.UseBuild(k.br)
 	}
-	return VerdictInfra
+	if c == nil {
+		return closeSym
+	}
+	closeSym()
+	s.Lustre.Modules, s.Lustre.SourceRoot = c.modules, c.res.Dir
+	var vmlinux string
+	var dirs []string
+	if k.br != nil {
+		vmlinux = k.br.Vmlinux
+		if s.ModulesDir != "" {
+			dirs = append(dirs, s.ModulesDir)
+		}
+	}
+	s.Symbolizer = nil
+	if sym, err := symbolize.New(vmlinux, append(dirs, c.dir)...); err == nil {
+		s.Symbolizer = sym
+		return func() { sym.Close() }
+	}
+	return func() {}
 }
 
 // progressLines turns the client build's progress lines into Progress calls.
@@ -363,23 +455,4 @@ func (p progressLines) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
-}
-
-// badSeries returns an error when the step's patches stopped applying at
-// the series' first patch: the series was written for another tree or
-// base, which is bad input, not a regression of that patch.
-func (t *seriesTester) badSeries(pv *PatchVerdict) error {
-	ae := pv.applyErr
-	if ae == nil || ae.Patch.Number != 1 {
-		return nil
-	}
-	target, tree, other := "kernel", t.spec.Build.Source, "if it is a Lustre client series, give it with --client-series and the client tree with --client"
-	if t.spec.ClientSeries {
-		target, tree, other = "client", t.spec.Client.Tree, "if it is a kernel series, give it with --series and the kernel with --source"
-	}
-	msg := fmt.Sprintf("series %s does not apply to the %s tree %s from its first patch: %v", t.spec.Build.Series, target, tree, ae)
-	if ae.File != "" && (strings.Contains(ae.Detail, "No such file") || strings.Contains(ae.Detail, "does not exist in index")) {
-		msg += fmt.Sprintf("; %s is not in the %s tree: %s", ae.File, target, other)
-	}
-	return errors.New(msg)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/internal/testlustre"
+	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -133,27 +134,27 @@ func clientSeriesTest(t *testing.T, snap string, spec SeriesSpec, command string
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
-	SeriesSummary(&table, res, dir)
+	results.SeriesSummary(&table, res, dir)
 	t.Logf("wall %s\n%s", time.Since(start).Round(time.Second), table.String())
 	if !strings.Contains(table.String(), "applied to the client tree") {
 		t.Error("the summary does not say the series targets the client tree")
 	}
-	if res.Base == nil || res.Base.Verdict != VerdictPass {
+	if res.Base == nil || res.Base.Verdict != results.VerdictPass {
 		t.Fatalf("base: %+v", res.Base)
 	}
 	for key, st := range res.Base.Tests {
-		if st != "pass" {
+		if st != results.StatusPass {
 			t.Errorf("base: %s %s", key, st)
 		}
 	}
 	if len(res.Patches) != 2 {
 		t.Fatalf("want 2 patch verdicts, got %d", len(res.Patches))
 	}
-	if p := res.Patches[0]; p.Verdict != VerdictPass || p.ClientConfigured {
+	if p := res.Patches[0]; p.Verdict != results.VerdictPass || p.ClientConfigured {
 		t.Errorf("patch 1: verdict %s (%s), configured %v: want pass, incremental", p.Verdict, p.Message, p.ClientConfigured)
 	}
 	fb := res.FirstBad
-	if fb == nil || fb.Index != 2 || fb.Verdict != VerdictCrash {
+	if fb == nil || fb.Index != 2 || fb.Verdict != results.VerdictCrash {
 		t.Fatalf("first bad: %+v, want patch 2 crash", fb)
 	}
 	if !strings.Contains(fb.Title, "ll_splice_alias") {
@@ -232,18 +233,23 @@ func TestClientModules(t *testing.T) {
 
 // A series whose first patch does not apply is bad input, and the error
 // says which tree it was given for and what to do instead.
-func TestBadSeriesFirstPatch(t *testing.T) {
+func TestFirstPatchOtherTree(t *testing.T) {
 	ts := &seriesTester{spec: SeriesSpec{Build: build.Request{Source: "/usr/src/linux-source-6.1.tar.xz", Series: "lustre.mbox"}}}
 	ae := &build.ApplyError{Patch: build.Patch{Number: 1, Total: 3, Subject: "llite: rework"}, File: "lustre/llite/namei.c",
 		Detail: "error: lustre/llite/namei.c: No such file or directory"}
-	err := ts.badSeries(&PatchVerdict{Index: 1, Step: Step{Verdict: VerdictNoApply, applyErr: ae}})
-	if err == nil || !strings.Contains(err.Error(), "patch 1/3") || !strings.Contains(err.Error(), "lustre/llite/namei.c") ||
+	err := ts.noteNoApply(ae)
+	if build.Classify(err) != build.ClassBadInput || !strings.Contains(err.Error(), "patch 1/3") || !strings.Contains(err.Error(), "lustre/llite/namei.c") ||
 		!strings.Contains(err.Error(), "kernel tree") || !strings.Contains(err.Error(), "--client-series") {
 		t.Errorf("got %v", err)
 	}
+	ts.spec.ClientSeries, ts.spec.Client = true, &ClientSpec{Tree: "lustre.tar.xz"}
+	ae.File, ae.Detail = "fs/namei.c", "error: fs/namei.c: does not exist in index"
+	if err := ts.noteNoApply(ae); err == nil || !strings.Contains(err.Error(), "client tree lustre.tar.xz") || !strings.Contains(err.Error(), "give it with --series") {
+		t.Errorf("client series: got %v", err)
+	}
 	ae2 := *ae
 	ae2.Patch.Number = 2
-	if err := ts.badSeries(&PatchVerdict{Index: 2, Step: Step{Verdict: VerdictNoApply, applyErr: &ae2}}); err != nil {
+	if err := ts.noteNoApply(&ae2); err != nil {
 		t.Errorf("patch 2 not applying is a verdict, not bad input: %v", err)
 	}
 }

@@ -43,12 +43,7 @@ func (b *buildFlags) buildClient(ctx context.Context, kt build.KernelTree, progr
 	req := build.ClientRequest{Tree: b.client, Base: b.clientBase, Kernel: kt, ConfigureArgs: b.configureArgs, Jobs: b.jobs, Progress: progress}
 	if b.clientSeries != "" {
 		var err error
-		if st, serr := os.Stat(b.clientSeries); serr == nil && (st.IsDir() || st.Mode().IsRegular()) {
-			req.Patches, err = build.ReadSeries(b.clientSeries)
-		} else {
-			req.Patches, err = build.SeriesFromGit(ctx, b.client, b.clientSeries)
-		}
-		if err != nil {
+		if req.Patches, err = build.LoadSeries(ctx, b.client, b.clientSeries); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -61,17 +56,4 @@ func (b *buildFlags) buildClient(ctx context.Context, kt build.KernelTree, progr
 		return nil, nil, err
 	}
 	return cr, mods, nil
-}
-
-// buildFailure is the exit code of a failed build: a patch that does not
-// apply or a tree that does not compile or configure is a test result
-// (exit 1), anything else is infrastructure (exit 2).
-func buildFailure(err error) int {
-	var ce *build.CompileError
-	var ae *build.ApplyError
-	var fe *build.ConfigureError
-	if errors.As(err, &ce) || errors.As(err, &ae) || errors.As(err, &fe) {
-		return exitFail
-	}
-	return exitInfra
 }

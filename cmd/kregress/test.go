@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
-	"github.com/kregress/kregress/runner"
+	"github.com/kregress/kregress/results"
 )
 
 func init() {
@@ -25,102 +25,77 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", "(--source PATH [--base REF] | --kernel BZIMAGE) (--series PATH | --client TREE --client-series PATH) [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
 	bf.register(fs)
-	var suiteNames stringList
-	fs.Var(&suiteNames, "suite", "suite `NAME|FILE` to run on every step; repeat or comma-separate (default smoke)")
+	var vf vmFlags
+	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
-	out := fs.String("out", "out", "`DIR` under which the series' run directory is made")
-	timeout := fs.Duration("timeout", 3*time.Hour, "overall time limit")
-	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
-	boot := fs.String("boot", "auto", "how QEMU enters the kernel: auto (the bzImage's vmlinux directly when it has a PVH entry) or bzimage")
-	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
-	noOutput := fs.Duration("no-output-timeout", 0, "end a run when the console is silent this long (0: never)")
-	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
-	kernel := fs.String("kernel", "", "distribution kernel `BZIMAGE` (e.g. /boot/vmlinuz-6.1.0-56-amd64, headers installed) every step boots instead of building one from --source; needs --client-series")
-	if code, ok := parseFlags(fs, args); !ok {
+	kernel := fs.String("kernel", "", "distribution kernel `BZIMAGE` (e.g. /boot/vmlinuz-6.1.0-56-amd64, its headers installed) that every step boots instead of a kernel built from --source; needs --client-series")
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kregress test: unexpected argument %q\n", fs.Arg(0))
+	bad := func(format string, args ...any) int {
+		failf(stderr, "test", format, args...)
 		return exitInfra
 	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
 	if bf.series == "" && bf.clientSeries == "" {
-		fmt.Fprintln(stderr, "kregress test: a series is required: --series (kernel tree) or --client-series (client tree)")
+		failf(stderr, "test", "a series is required: --series (kernel tree) or --client-series (client tree)")
+		hint(stderr, "test")
 		return exitInfra
 	}
 	if bf.series != "" && bf.clientSeries != "" {
-		fmt.Fprintln(stderr, "kregress test: give one series under test: --series (kernel tree) or --client-series (client tree), not both")
-		return exitInfra
+		return bad("give one series under test: --series (kernel tree) or --client-series (client tree), not both")
 	}
 	client, err := bf.clientSpec()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+		return bad("%v", err)
 	}
-	if *kernel != "" {
-		if _, err := os.Stat(*kernel); err != nil {
-			fmt.Fprintf(stderr, "kregress test: --kernel: %v\n", err)
-			return exitInfra
-		}
-	}
-	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
-		fmt.Fprintf(stderr, "kregress test: --boot %q: want auto or bzimage\n", *boot)
-		return exitInfra
-	}
-	prog := newProgress(stderr, *verbose)
 	var req build.Request
-	if *kernel == "" {
-		if req, err = bf.request(progressWriter{prog}); err != nil {
-			fmt.Fprintf(stderr, "kregress test: %v\n", err)
-			return exitInfra
+	switch {
+	case *kernel != "" && bf.source != "":
+		return bad("give --kernel (a distribution kernel) or --source (a kernel to build), not both")
+	case *kernel != "":
+		if _, err := os.Stat(*kernel); err != nil {
+			return bad("--kernel: %v", err)
 		}
-	} else if bf.source != "" {
-		fmt.Fprintln(stderr, "kregress test: give --kernel (a distribution kernel) or --source (a kernel to build), not both")
-		return exitInfra
+	default:
+		if req, err = bf.request(); err != nil {
+			return bad("%v", err)
+		}
 	}
 	if bf.clientSeries != "" {
 		req.Series = bf.clientSeries
 	}
-	loaded, err := loadSuites(suiteNames)
+	run, loaded, err := vf.check()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+		return bad("%v", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
 	defer cancel()
+	prog := progress.New(stderr, vf.verbose)
+	req.Progress = prog
+	run.Progress = prog.Printf
 	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: *out,
-		Command: "kregress test " + strings.Join(args, " "),
-		Run: job.Spec{Accel: *accel, Boot: *boot, BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-			Progress: prog.Printf},
+		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+		Command:  "kregress test " + strings.Join(args, " "),
+		Run:      run,
 		Progress: prog.Printf,
 		Kernel:   *kernel, Client: client, ClientSeries: bf.clientSeries != "",
 	})
 	prog.Done()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+		return bad("%v", err)
 	}
-	job.SeriesSummary(stdout, res, dir)
+	results.SeriesSummary(stdout, res, dir)
 	switch res.Status {
-	case "pass":
+	case results.StatusPass:
 		return exitOK
-	case "regression":
+	case results.StatusRegression:
 		return exitFail
 	default:
 		return exitInfra
 	}
-}
-
-// progressWriter lets the build's line-oriented progress share the live line.
-type progressWriter struct{ p *progress }
-
-func (w progressWriter) Write(b []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(b), "\r\n"), "\n") {
-		if l = strings.TrimSpace(strings.TrimLeft(l, "\r")); l != "" {
-			w.p.Printf("%s", l)
-		}
-	}
-	return len(b), nil
 }
