@@ -41,19 +41,20 @@ type SeriesResult struct {
 	Source      string          `json:"source"`
 	BaseRef     string          `json:"base_ref,omitempty"`
 	Series      string          `json:"series"`
-	// Target is the tree the series applies to: kernel or client.
-	Target string `json:"target,omitempty"`
-	// Kernel is the distribution kernel every step booted, if any.
-	Kernel string `json:"kernel,omitempty"`
-	// Client is the Lustre client tree built for every step, if any.
-	Client  string   `json:"client,omitempty"`
-	Configs []string `json:"configs"`
+	Configs     []string        `json:"configs"`
 	Suites      []string        `json:"suites"`
 	Started     time.Time       `json:"started"`
 	WallSeconds float64         `json:"wall_seconds"`
 	Base        *Step           `json:"base"`
 	Patches     []*PatchVerdict `json:"patches"`
 	FirstBad    *FirstBad       `json:"first_bad"`
+	// Target is the tree the series applies to: kernel or client ("" for
+	// a kernel series without a client).
+	Target string `json:"target,omitempty"`
+	// Kernel is the distribution kernel every step booted, if any.
+	Kernel string `json:"kernel,omitempty"`
+	// Client is the Lustre client tree built for every step, if any.
+	Client string `json:"client,omitempty"`
 }
 
 // Step is one built and tested kernel: the base or a prefix of the series.
