@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,33 +13,15 @@ import (
 	"github.com/kregress/kregress/internal/testlustre"
 )
 
-// clientPatch returns a one-line change to file in the client copy dir as
-// a git patch (the line after the first line containing anchor gets a
-// comment line).
+// clientPatch returns a patch that adds a comment line to file in the
+// client copy dir after the first line holding anchor.
 func clientPatch(t *testing.T, dir, file, anchor, subject string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := strings.Index(string(data), anchor)
-	if i < 0 {
-		t.Fatalf("%s has no %q", file, anchor)
-	}
-	nl := strings.IndexByte(string(data[i:]), '\n') + i + 1
-	changed := string(data[:nl]) + "/* kregress test: " + subject + " */\n" + string(data[nl:])
-	tmp := t.TempDir()
-	for _, f := range []struct{ name, body string }{{"a/" + file, string(data)}, {"b/" + file, changed}} {
-		os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755)
-		os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644)
-	}
-	cmd := exec.Command("git", "diff", "--no-index", "--no-prefix", "a/"+file, "b/"+file)
-	cmd.Dir = tmp
-	out, _ := cmd.Output()
-	if len(out) == 0 {
-		t.Fatal("empty diff")
-	}
-	return append([]byte("From: kregress <k@localhost>\nSubject: [PATCH] "+subject+"\n\n---\n"), out...)
+	return []byte(testlustre.InsertPatch(t, file, string(data), anchor, "/* kregress test: "+subject+" */\n", "[PATCH] "+subject))
 }
 
 // TestBuildClientDebian builds the lustre-release snapshot's client
@@ -84,7 +65,7 @@ func TestBuildClientDebian(t *testing.T) {
 	// One patch: an incremental make of the modules, no configure.
 	p := clientPatch(t, res.Dir, "lustre/llite/namei.c", "ll_splice_alias(", "touch namei")
 	series := filepath.Join(t.TempDir(), "p.mbox")
-	os.WriteFile(series, append([]byte("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"), p...), 0o644)
+	os.WriteFile(series, p, 0o644)
 	patches, err := build.ReadSeries(series)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +103,7 @@ func TestBuildClientDebian(t *testing.T) {
 
 	// A patch that does not apply names file and hunk.
 	bad := strings.Replace(string(p), "ll_splice_alias(", "ll_splice_alias_nope(", 1)
-	os.WriteFile(series, append([]byte("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"), bad...), 0o644)
+	os.WriteFile(series, []byte(bad), 0o644)
 	if req.Patches, err = build.ReadSeries(series); err != nil {
 		t.Fatal(err)
 	}

@@ -3,15 +3,12 @@ package build
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -63,33 +60,37 @@ func buildExternal(ctx context.Context, tree string, src *source, res *Result, r
 			return nil, fmt.Errorf("build: external modules %s: %w", abs, err)
 		}
 	case "autotools":
-		if !exists(filepath.Join(work, "configure")) {
-			st.phase("external", "sh autogen.sh in "+work)
-			if _, err := run(ctx, work, env, "sh", "autogen.sh"); err != nil {
-				return nil, fmt.Errorf("build: external modules %s: %w", abs, err)
+		// The copy stays in the build folder, configured: configure runs
+		// again only for another kernel configuration or other arguments,
+		// and make builds the modules only, with PWD the copy (lustre's
+		// Makefile builds M=$(PWD)).
+		kt := KernelTree{Linux: src.dir, LinuxObj: res.Dir, Release: res.Release}
+		creq := ClientRequest{Tree: abs, Kernel: kt, ConfigureArgs: req.ConfigureArgs}
+		kid, err := kt.id()
+		if err != nil {
+			return nil, err
+		}
+		want := kid + "\n" + digest(req.ConfigureArgs...) + "\n"
+		if have, _ := os.ReadFile(filepath.Join(work, clientMarker)); string(have) != want {
+			os.Remove(filepath.Join(work, clientMarker))
+			if err := configureClient(ctx, work, creq, "", clientEnv(work), log, st); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(work, clientMarker), []byte(want), 0o644); err != nil {
+				return nil, fmt.Errorf("build: writing %s: %w", clientMarker, err)
 			}
 		}
-		st.phase("external", "configure in "+work)
-		cargs := append([]string{"./configure", "--with-linux=" + src.dir, "--with-linux-obj=" + res.Dir, "--disable-server"}, req.ConfigureArgs...)
-		if _, err := run(ctx, work, env, cargs...); err != nil {
-			return nil, fmt.Errorf("build: external modules %s: %w", abs, err)
-		}
-		st.phase("external", "make in "+work)
-		if _, err := runMake(ctx, work, env, []string{fmt.Sprintf("-j%d", jobs)}, work, log, st); err != nil {
+		st.phase("external", "make modules in "+work)
+		if _, err := runMake(ctx, work, clientEnv(work), []string{fmt.Sprintf("-j%d", jobs), "modules"}, work, log, st); err != nil {
 			return nil, fmt.Errorf("build: external modules %s: %w", abs, err)
 		}
 	}
-	var kos []string
-	filepath.WalkDir(work, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			kos = append(kos, p)
-		}
-		return nil
-	})
-	if len(kos) == 0 {
-		return nil, fmt.Errorf("build: external module tree %s built no .ko files", abs)
+	// What kbuild built (modules.order), not every .ko in the tree:
+	// configure's probe modules (conftest.ko) are left out.
+	kos, err := builtModules(work)
+	if err != nil {
+		return nil, fmt.Errorf("build: external module tree %s: %w", abs, err)
 	}
-	sort.Strings(kos)
 	os.RemoveAll(extra)
 	if err := os.MkdirAll(extra, 0o755); err != nil {
 		return nil, fmt.Errorf("build: creating %s: %w", extra, err)
@@ -396,24 +397,10 @@ func BuildClient(ctx context.Context, req ClientRequest) (*ClientResult, error) 
 	t0 := time.Now()
 	mr, err := runMake(ctx, src.dir, env, []string{fmt.Sprintf("-j%d", jobs), "modules"}, src.dir, log, st)
 	res.MakeSeconds = time.Since(t0).Seconds()
-	if mr != nil {
-		res.Compiled = mr.compiled
-		for _, d := range mr.diags {
-			if touched[d.File] {
-				d.InSeries = true
-				if d.Severity == "warning" {
-					res.Warnings = append(res.Warnings, d)
-				}
-			}
-		}
-	}
+	var warnings []Diagnostic
+	res.Compiled, warnings, err = mr.inSeries(err, touched)
+	res.Warnings = append(res.Warnings, warnings...)
 	if err != nil {
-		var ce *CompileError
-		if errors.As(err, &ce) {
-			for i := range ce.Errors {
-				ce.Errors[i].InSeries = touched[ce.Errors[i].File]
-			}
-		}
 		return nil, err
 	}
 	if res.Modules, err = builtModules(src.dir); err != nil {

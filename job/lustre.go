@@ -142,7 +142,7 @@ var mountModules = []string{"lustre", "mgc", "lmv", "mdc", "lov", "osc", "ksockl
 func ClientModules(kos []string) ([]string, error) {
 	byName := map[string]string{}
 	for _, ko := range kos {
-		byName[koName(ko)] = ko
+		byName[moduleName(ko)] = ko
 	}
 	need := map[string]bool{}
 	var visit func(n string) error
@@ -181,21 +181,11 @@ func ClientModules(kos []string) ([]string, error) {
 	}
 	var out []string
 	for _, ko := range kos {
-		if need[koName(ko)] {
+		if need[moduleName(ko)] {
 			out = append(out, ko)
 		}
 	}
 	return out, nil
-}
-
-// koName is a .ko file's module name: "lnet/klnds/socklnd/ksocklnd.ko" is
-// "ksocklnd".
-func koName(p string) string {
-	b := filepath.Base(p)
-	if i := strings.Index(b, ".ko"); i >= 0 {
-		b = b[:i]
-	}
-	return strings.ReplaceAll(b, "-", "_")
 }
 
 // MountsLustre says whether any of the suites mounts Lustre.

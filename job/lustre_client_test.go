@@ -28,30 +28,6 @@ func snapshotFile(t *testing.T, snap, file string) string {
 	return string(out)
 }
 
-// insertAfter returns a git patch (a mail) that inserts text after the
-// first line of file (content old) holding anchor.
-func insertAfter(t *testing.T, file, old, anchor, text, subject string) string {
-	t.Helper()
-	i := strings.Index(old, anchor)
-	if i < 0 {
-		t.Fatalf("%s has no %q", file, anchor)
-	}
-	nl := strings.IndexByte(old[i:], '\n') + i + 1
-	changed := old[:nl] + text + old[nl:]
-	tmp := t.TempDir()
-	for _, f := range []struct{ name, body string }{{"a/" + file, old}, {"b/" + file, changed}} {
-		os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755)
-		os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644)
-	}
-	cmd := exec.Command("git", "diff", "--no-index", "--no-prefix", "a/"+file, "b/"+file)
-	cmd.Dir = tmp
-	diff, _ := cmd.Output()
-	if len(diff) == 0 {
-		t.Fatal("empty diff")
-	}
-	return "From: kregress test <test@localhost>\nSubject: " + subject + "\n\n---\n" + string(diff)
-}
-
 // TestLustreClientSeriesDebian is the client developer's path for real:
 // the lustre-release snapshot built against Debian's kernel headers (no
 // kernel build), a two-patch client series applied to a private copy per
@@ -97,11 +73,11 @@ func clientSeriesTest(t *testing.T, snap string, spec SeriesSpec, command string
 	t.Helper()
 	namei := snapshotFile(t, snap, "lustre/llite/namei.c")
 	const file = "lustre/llite/namei.c"
-	p1 := insertAfter(t, file, namei, "struct dentry *ll_splice_alias(struct inode *inode, struct dentry *de)",
+	p1 := testlustre.InsertPatch(t, file, namei, "struct dentry *ll_splice_alias(struct inode *inode, struct dentry *de)",
 		"/* kregress test: a comment, harmless */\n", "[PATCH 1/2] llite: comment ll_splice_alias")
 	// The bad patch goes after d_add in ll_splice_alias, far enough from
 	// patch 1's change for both to apply.
-	p2 := insertAfter(t, file, namei, "\td_add(de, inode);\n",
+	p2 := testlustre.InsertPatch(t, file, namei, "\td_add(de, inode);\n",
 		"\tif (inode && S_ISREG(inode->i_mode)) {\n\t\tunsigned long * volatile p = NULL;\n\n\t\t*p = 0; /* kregress test: NULL dereference */\n\t}\n",
 		"[PATCH 2/2] llite: break ll_splice_alias")
 	series := t.TempDir()
@@ -215,14 +191,14 @@ func TestClientModules(t *testing.T) {
 	}
 	var names []string
 	for _, g := range got {
-		names = append(names, koName(g))
+		names = append(names, moduleName(g))
 	}
 	if want := "libcfs lnet ksocklnd obdclass ptlrpc fld fid lmv mdc lov osc mgc lustre"; strings.Join(names, " ") != want {
 		t.Errorf("got %v, want %s", names, want)
 	}
 	var noOSC []string
 	for _, k := range kos {
-		if koName(k) != "osc" {
+		if moduleName(k) != "osc" {
 			noOSC = append(noOSC, k)
 		}
 	}

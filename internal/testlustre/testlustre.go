@@ -6,7 +6,9 @@ package testlustre
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kregress/kregress/build"
@@ -74,4 +76,33 @@ func DebianKernel(t testing.TB) (string, build.KernelTree) {
 		missing(t, "%v", err)
 	}
 	return k, kt
+}
+
+// InsertPatch returns a one-patch mail (as git format-patch writes it)
+// that inserts text after the first line of file (content old) holding
+// anchor.
+func InsertPatch(t testing.TB, file, old, anchor, text, subject string) string {
+	t.Helper()
+	i := strings.Index(old, anchor)
+	if i < 0 {
+		t.Fatalf("%s has no %q", file, anchor)
+	}
+	nl := strings.IndexByte(old[i:], '\n') + i + 1
+	changed := old[:nl] + text + old[nl:]
+	tmp := t.TempDir()
+	for _, f := range []struct{ name, body string }{{"a/" + file, old}, {"b/" + file, changed}} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, f.name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f.name), []byte(f.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("git", "diff", "--no-index", "--no-prefix", "a/"+file, "b/"+file)
+	cmd.Dir = tmp
+	diff, _ := cmd.Output() // exit 1: the files differ
+	if len(diff) == 0 {
+		t.Fatalf("git diff of %s gave no diff", file)
+	}
+	return "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: kregress test <test@localhost>\nSubject: " + subject + "\n\n---\n" + string(diff)
 }
