@@ -160,6 +160,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer src.release()
+	ctx = src.lk.held(ctx)
 	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), patches, st)
 	if err != nil {
 		return nil, err
@@ -188,6 +189,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer blk.unlock()
+	ctx = blk.held(ctx)
 	res := &Result{
 		Key: key, Dir: dir, Source: src.dir, Base: src.baseID,
 		Patches: applied, Dropped: cfg.dropped, KconfigWarnings: cfg.warnings,

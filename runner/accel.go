@@ -9,9 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/results"
 )
 
@@ -87,10 +87,9 @@ func probe(ctx context.Context, kernel string) ProbeResult {
 	f.Close()
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	cmd := exec.Command(qemuBinary, "-nodefaults", "-no-user-config", "-display", "none",
+	cmd := proc.Command(ctx, qemuBinary, "-nodefaults", "-no-user-config", "-display", "none",
 		"-no-reboot", "-accel", "kvm", "-cpu", "host", "-m", "256",
 		"-kernel", kernel, "-append", "console=ttyS0 panic=-1", "-serial", "stdio")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return ProbeResult{Accel: AccelTCG, Reason: err.Error()}
@@ -101,7 +100,7 @@ func probe(ctx context.Context, kernel string) ProbeResult {
 		return ProbeResult{Accel: AccelTCG, Reason: fmt.Sprintf("start %s: %v", qemuBinary, err)}
 	}
 	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Kill()
 		cmd.Wait()
 	}()
 	got := make(chan bool, 1)

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/kconfig"
@@ -141,7 +142,7 @@ func copyOutputs(ctx context.Context, res *build.Result, dir string) error {
 		dst := filepath.Join(dir, "modules")
 		os.RemoveAll(dst)
 		// cp -a: the staging folder holds symlinks (build, source).
-		if out, err := exec.CommandContext(ctx, "cp", "-a", res.ModulesDir, dst).CombinedOutput(); err != nil {
+		if out, err := proc.Command(ctx, "cp", "-a", res.ModulesDir, dst).CombinedOutput(); err != nil {
 			return fmt.Errorf("--out: copying modules: %w: %s", err, out)
 		}
 		res.ModulesDir = dst
