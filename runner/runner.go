@@ -26,13 +26,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kregress/kregress/agent"
+	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/results/triage"
 	"github.com/kregress/kregress/runner/pvh"
 )
@@ -105,8 +105,9 @@ type Instance struct {
 	cfg       Config
 	accel     ProbeResult
 	kernel    pvh.Kernel // what -kernel gets
-	cmd       *exec.Cmd
+	cmd       *proc.Cmd
 	tmpDir    string
+	owner     *os.File // tmpDir's owner lock
 	port      int
 	qmpPath   string
 	console   *os.File
@@ -235,9 +236,12 @@ func (i *Instance) Port() int { return i.port }
 
 func (i *Instance) boot(ctx context.Context) error {
 	var err error
-	i.tmpDir, err = os.MkdirTemp("", "kregress-vm-")
+	if gone := sweepScratch(os.TempDir()); len(gone) > 0 {
+		i.cfg.Log("removed %d scratch directories of dead kregress runs", len(gone))
+	}
+	i.tmpDir, i.owner, err = newScratch(os.TempDir())
 	if err != nil {
-		return fmt.Errorf("runner: %w", err)
+		return err
 	}
 	i.qmpPath = filepath.Join(i.tmpDir, "qmp.sock")
 	i.console, err = os.Create(filepath.Join(i.cfg.Dir, "console.log"))
@@ -305,8 +309,9 @@ func (i *Instance) startQEMU(ctx context.Context, appendLine string) error {
 	} else {
 		args = append(args, "-accel", "tcg", "-cpu", "max")
 	}
-	cmd := exec.Command(qemuBinary, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// QEMU dies with kregress (package proc); the runner stops it itself
+	// (QMP quit, then kill), so it gets no context.
+	cmd := proc.Command(proc.WithHeld(context.Background(), i.owner), qemuBinary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -478,7 +483,7 @@ func (i *Instance) kill() {
 		select {
 		case <-i.exited:
 		case <-time.After(2 * time.Second):
-			syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
+			i.cmd.Kill()
 			<-i.exited
 		}
 	})
@@ -604,6 +609,7 @@ func (i *Instance) Close() error {
 	}
 	if i.tmpDir != "" {
 		os.RemoveAll(i.tmpDir)
+		i.owner.Close()
 	}
 	return nil
 }
