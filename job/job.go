@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage"
@@ -385,7 +387,7 @@ func (r *run) command(t suites.Test) string {
 
 // workloadCommand invokes the agent's built-in workload.
 func workloadCommand(t suites.Test) string {
-	args := []string{"/init", t.Workload, "-threads", fmt.Sprint(t.Threads)}
+	args := []string{protocol.AgentPath, t.Workload, "-threads", fmt.Sprint(t.Threads)}
 	if t.Duration > 0 {
 		args = append(args, "-duration", t.Duration.String())
 	}

@@ -31,7 +31,7 @@ import (
 	"github.com/digitalocean/go-qemu/qmp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/kregress/kregress/agent"
+	"github.com/kregress/kregress/agent/protocol"
 	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/results/triage"
 	"github.com/kregress/kregress/runner/pvh"
@@ -260,7 +260,7 @@ func (i *Instance) boot(ctx context.Context) error {
 			return err
 		}
 		sshPub, _ := ssh.NewPublicKey(pub)
-		appendLine += " kregress.key=" + base64.StdEncoding.EncodeToString(sshPub.Marshal()) + " kregress.port=22"
+		appendLine += fmt.Sprintf(" %s=%s %s=22", protocol.KeyParam, base64.StdEncoding.EncodeToString(sshPub.Marshal()), protocol.PortParam)
 	}
 	// A free port can be taken between our probe and QEMU's bind when
 	// several VMs start at once; QEMU then fails at once and we retry.
@@ -383,7 +383,7 @@ func (i *Instance) readConsole(r io.Reader) {
 		if i.cfg.OnLine != nil {
 			i.cfg.OnLine(Line{N: n, Text: text, Time: now})
 		}
-		if fp, ok := strings.CutPrefix(text, agent.HostKeyMarker); ok {
+		if fp, ok := strings.CutPrefix(text, protocol.HostKeyMarker); ok {
 			select {
 			case i.ready <- strings.TrimSpace(fp):
 			default:

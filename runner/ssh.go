@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kregress/kregress/agent/protocol"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -183,7 +185,7 @@ func (i *Instance) Put(ctx context.Context, guestPath string, data io.Reader, mo
 	if strings.ContainsAny(guestPath, "\n\x00") {
 		return fmt.Errorf("runner: bad guest path %q", guestPath)
 	}
-	r, err := i.Run(ctx, fmt.Sprintf("kregress-put %o %s", mode, guestPath), data, time.Minute)
+	r, err := i.Run(ctx, fmt.Sprintf("%s %o %s", protocol.PutCommand, mode, guestPath), data, time.Minute)
 	if err != nil {
 		return err
 	}
@@ -196,7 +198,7 @@ func (i *Instance) Put(ctx context.Context, guestPath string, data io.Reader, mo
 // Get copies a guest file to w.
 func (i *Instance) Get(ctx context.Context, guestPath string, w io.Writer) error {
 	var stderr bytes.Buffer
-	r, err := i.RunStream(ctx, "kregress-get "+guestPath, nil, w, &stderr, time.Minute)
+	r, err := i.RunStream(ctx, protocol.GetCommand+" "+guestPath, nil, w, &stderr, time.Minute)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -84,9 +86,9 @@ type Test struct {
 	Line int
 }
 
-// Workloads lists the built-in workload names a test may name; the guest
-// agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle"}
+// Workloads lists the built-in workload names a test may name: the guest
+// agent's, as package protocol lists them.
+var Workloads = protocol.Workloads
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {
