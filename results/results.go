@@ -27,9 +27,12 @@ const (
 	StatusFail  = "fail"
 	StatusCrash = "crash"
 	StatusInfra = "infra"
-	// StatusTimeout and StatusSkip are per-test only.
+	// StatusTimeout, StatusSkip and StatusInterrupted are per-test only.
 	StatusTimeout = "timeout"
 	StatusSkip    = "skip"
+	// StatusInterrupted: the test did not finish for a reason outside
+	// it (the VM died unexplained, a signal, the overall time limit).
+	StatusInterrupted = "interrupted"
 )
 
 // Result is the content of result.json.
@@ -59,7 +62,7 @@ type Result struct {
 // Test is one test's verdict.
 type Test struct {
 	Name     string  `json:"name"`
-	Status   string  `json:"status"` // pass, fail, timeout, crash, skip
+	Status   string  `json:"status"` // pass, fail, timeout, crash, skip, interrupted
 	Seconds  float64 `json:"seconds"`
 	ExitCode int     `json:"exit_code"`
 	Expected int     `json:"expected_exit"`

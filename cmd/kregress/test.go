@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -61,7 +60,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := withTimeout(ctx, *timeout)
 	defer cancel()
 	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
 		Build: req, Suites: loaded, PerPatch: *perPatch, Out: *out,

@@ -1,4 +1,4 @@
-package runner
+package qemu
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/internal/testkernel"
+	"github.com/kregress/kregress/runner"
 )
 
 // markEnv tags the processes a kill test starts, so that survivors are
@@ -51,13 +52,13 @@ func TestHelperVMParent(t *testing.T) {
 	if kernel == "" {
 		t.Skip("helper process for TestSIGKILLLeavesNoQEMU")
 	}
-	inst, err := Start(context.Background(), Config{Kernel: kernel, Initrd: os.Getenv("KREGRESS_RUNNER_TEST_INITRD"),
-		Dir: os.Getenv("KREGRESS_RUNNER_TEST_DIR"), Accel: AccelTCG})
+	inst, err := runner.Start(context.Background(), runner.Config{Backend: Backend{}, Kernel: kernel, Initrd: os.Getenv("KREGRESS_RUNNER_TEST_INITRD"),
+		Dir: os.Getenv("KREGRESS_RUNNER_TEST_DIR"), Accel: runner.AccelTCG})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	fmt.Println("started", inst.tmpDir)
+	fmt.Println("started", inst.Machine().(*Machine).Scratch())
 	time.Sleep(time.Hour)
 }
 
