@@ -316,7 +316,9 @@ func (t *seriesTester) step(ctx context.Context, k int) *Step {
 			st.Crashes = append(st.Crashes, sc)
 		}
 		if r.Status == results.StatusInfra && len(r.Crashes) == 0 {
-			if r.Outcome == string(runner.OutcomeBootTimeout) || r.Outcome == string(runner.OutcomeExited) {
+			// Only a VM that ended before it booted is the kernel's
+			// not booting; one that died mid-test is infrastructure.
+			if r.BootSeconds == 0 && (r.Outcome == string(runner.OutcomeBootTimeout) || r.Outcome == string(runner.OutcomeExited)) {
 				noBoot = true
 				st.Message = r.Reason
 			} else {

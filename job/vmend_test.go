@@ -136,6 +136,9 @@ func qemuOf(t *testing.T, tmp string) int {
 // while the second test runs: the run is infrastructure and says how QEMU
 // ended; the test is interrupted, the next not run.
 func TestQEMUKilledMidTest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; not with -short")
+	}
 	kernel := testkernel.Debian(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
@@ -163,6 +166,9 @@ func TestQEMUKilledMidTest(t *testing.T) {
 // TestInterruptMidTest: real QEMU, the context canceled with a cause (as
 // kregress's signal handler and --timeout do) while the second test runs.
 func TestInterruptMidTest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; not with -short")
+	}
 	kernel := testkernel.Debian(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)

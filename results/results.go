@@ -209,7 +209,7 @@ func Summary(w io.Writer, r *Result, dir string) {
 			if t.Status != StatusPass && t.Message != "" {
 				extra = "  " + t.Message
 			}
-			fmt.Fprintf(w, "  %-7s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(t.Status), t.Name, t.Seconds, t.ExitCode, extra)
+			fmt.Fprintf(w, "  %-11s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(t.Status), t.Name, t.Seconds, t.ExitCode, extra)
 		}
 	}
 	for _, c := range r.Crashes {
