@@ -24,6 +24,7 @@
 package proc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -255,6 +256,40 @@ func Descendants(pid int) []int {
 		}
 	}
 	return out
+}
+
+// Tagged returns the live (not zombie) processes whose environment holds
+// key=value, wherever they were reparented: tests and soak runs tag what
+// they start with a unique value and look for survivors with it.
+func Tagged(key, value string) []int {
+	want := []byte(key + "=" + value + "\x00")
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want) {
+			continue
+		}
+		if _, state, ok := stat(pid); ok && state != "Z" && state != "X" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Describe gives "pid command line" for each pid, one a line, for
+// messages.
+func Describe(pids []int) string {
+	var b strings.Builder
+	for _, p := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		fmt.Fprintf(&b, "\n  %d %s", p, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
+	}
+	return b.String()
 }
 
 // stat reads a process's parent and state from /proc/PID/stat.

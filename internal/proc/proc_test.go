@@ -1,4 +1,4 @@
-package proc
+package proc_test
 
 import (
 	"bufio"
@@ -9,47 +9,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
+	"github.com/kregress/kregress/internal/proc/proctest"
 )
 
 // markEnv tags every process a test starts, so that survivors can be
 // found wherever they were reparented.
 const markEnv = "KREGRESS_PROC_TEST_MARK"
 
-// marked returns the pids of live processes whose environment holds
-// markEnv=mark.
-func marked(mark string) []int {
-	want := []byte(markEnv + "=" + mark + "\x00")
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, want) {
-			continue
-		}
-		if _, state, ok := stat(pid); ok && state != "Z" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// marked returns the live processes tagged with markEnv=mark.
+func marked(mark string) []int { return proc.Tagged(markEnv, mark) }
 
-func describe(pids []int) string {
-	var b strings.Builder
-	for _, p := range pids {
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
-		fmt.Fprintf(&b, "\n  %d %s", p, bytes.ReplaceAll(cmd, []byte{0}, []byte{' '}))
-	}
-	return b.String()
-}
+func describe(pids []int) string { return proc.Describe(pids) }
 
 // waitFor polls until cond holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
@@ -87,7 +63,7 @@ func TestHelperParent(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestSIGKILLOfParentKillsMake")
 	}
-	cmd := Command(context.Background(), "make", "-j8", "-f", filepath.Join(dir, "Makefile"))
+	cmd := proc.Command(context.Background(), "make", "-j8", "-f", filepath.Join(dir, "Makefile"))
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		fmt.Println("error:", err)
@@ -108,25 +84,14 @@ func TestSIGKILLOfParentKillsMake(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(makefile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark := fmt.Sprint(time.Now().UnixNano())
-	parent := exec.Command(os.Args[0], "-test.run=^TestHelperParent$")
-	parent.Env = append(os.Environ(), "KREGRESS_PROC_TEST_PARENT="+dir, markEnv+"="+mark)
-	out, err := parent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := parent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer parent.Process.Kill()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if !strings.HasPrefix(line, "started") {
-		t.Fatalf("helper parent: %q", line)
+	parent := proctest.Start(t, "TestHelperParent", "KREGRESS_PROC_TEST_PARENT="+dir)
+	if !strings.HasPrefix(parent.First, "started") {
+		t.Fatalf("helper parent: %q", parent.First)
 	}
 	// The parent, its guard, two makes, shells and five sleeps.
 	sleeps := func() int {
 		n := 0
-		for _, p := range marked(mark) {
+		for _, p := range parent.Procs() {
 			c, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 			if bytes.HasPrefix(c, []byte("sleep\x00100")) {
 				n++
@@ -135,23 +100,15 @@ func TestSIGKILLOfParentKillsMake(t *testing.T) {
 		return n
 	}
 	if !waitFor(10*time.Second, func() bool { return sleeps() == 5 }) {
-		t.Fatalf("make did not start its five sleeps: %s", describe(marked(mark)))
+		t.Fatalf("make did not start its five sleeps: %s", proc.Describe(parent.Procs()))
 	}
-	t.Logf("before SIGKILL: %s", describe(marked(mark)))
-	parent.Process.Signal(syscall.SIGKILL)
-	parent.Wait()
-	if !waitFor(5*time.Second, func() bool { return len(marked(mark)) == 0 }) {
-		left := marked(mark)
-		for _, p := range left {
-			syscall.Kill(p, syscall.SIGKILL)
-		}
-		t.Fatalf("survived the SIGKILL of their parent: %s", describe(left))
-	}
+	t.Logf("before SIGKILL: %s", proc.Describe(parent.Procs()))
+	parent.KillAndCheck(t, 5*time.Second)
 }
 
 func TestExitStatusAndStreams(t *testing.T) {
 	ctx := context.Background()
-	cmd := Command(ctx, "sh", "-c", "read x; echo out:$x; echo err >&2; exit 3")
+	cmd := proc.Command(ctx, "sh", "-c", "read x; echo out:$x; echo err >&2; exit 3")
 	cmd.Stdin = strings.NewReader("in\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -163,16 +120,16 @@ func TestExitStatusAndStreams(t *testing.T) {
 	if stdout.String() != "out:in\n" || stderr.String() != "err\n" {
 		t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
 	}
-	out, err := Command(ctx, "sh", "-c", "kill -TERM $$").CombinedOutput()
+	out, err := proc.Command(ctx, "sh", "-c", "kill -TERM $$").CombinedOutput()
 	if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
 		t.Errorf("a command killed by SIGTERM: %v %q, want signal: terminated", err, out)
 	}
-	if _, err := Command(ctx, "/nonexistent/tool").Output(); err == nil || !strings.Contains(err.Error(), "/nonexistent/tool") {
+	if _, err := proc.Command(ctx, "/nonexistent/tool").Output(); err == nil || !strings.Contains(err.Error(), "/nonexistent/tool") {
 		t.Errorf("missing program: %v", err)
 	}
 	// Extra files reach the command at fd 3.
 	r, w, _ := os.Pipe()
-	cmd = Command(ctx, "sh", "-c", "echo via-fd3 >&3")
+	cmd = proc.Command(ctx, "sh", "-c", "echo via-fd3 >&3")
 	cmd.ExtraFiles = []*os.File{w}
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -189,7 +146,7 @@ func TestExitStatusAndStreams(t *testing.T) {
 func TestCancelKillsEverything(t *testing.T) {
 	mark := fmt.Sprint(time.Now().UnixNano())
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := Command(ctx, "sh", "-c", "setsid sleep 1006 & sleep 1007 & wait")
+	cmd := proc.Command(ctx, "sh", "-c", "setsid sleep 1006 & sleep 1007 & wait")
 	cmd.Env = append(os.Environ(), markEnv+"="+mark)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -214,7 +171,7 @@ func TestCancelKillsEverything(t *testing.T) {
 // is killed too.
 func TestLeftoversKilledAtExit(t *testing.T) {
 	mark := fmt.Sprint(time.Now().UnixNano())
-	cmd := Command(context.Background(), "sh", "-c", "setsid sleep 1008 >/dev/null 2>&1 & exit 0")
+	cmd := proc.Command(context.Background(), "sh", "-c", "setsid sleep 1008 >/dev/null 2>&1 & exit 0")
 	cmd.Env = append(os.Environ(), markEnv+"="+mark)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -236,8 +193,8 @@ func TestHeldLockLastsUntilTheCommandIsGone(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(WithHeld(context.Background(), f))
-	cmd := Command(ctx, "sh", "-c", "ls -l /proc/$$/fd | grep -c build.lock; sleep 1009")
+	ctx, cancel := context.WithCancel(proc.WithHeld(context.Background(), f))
+	cmd := proc.Command(ctx, "sh", "-c", "ls -l /proc/$$/fd | grep -c build.lock; sleep 1009")
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {

@@ -1,49 +1,20 @@
 package qemu
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc/proctest"
+
+	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/runner"
 )
-
-// markEnv tags the processes a kill test starts, so that survivors are
-// found wherever they were reparented.
-const markEnv = "KREGRESS_RUNNER_TEST_MARK"
-
-// marked lists the live processes whose environment holds markEnv=mark.
-func marked(mark string) []string {
-	want := []byte(markEnv + "=" + mark + "\x00")
-	ents, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, want) {
-			continue
-		}
-		st, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := bytes.LastIndexByte(st, ')'); i >= 0 && bytes.HasPrefix(st[i+1:], []byte(" Z")) {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		out = append(out, e.Name()+" "+string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
-	}
-	return out
-}
 
 // TestHelperVMParent is not a test: TestSIGKILLLeavesNoQEMU runs it as
 // the kregress that starts a VM and is killed.
@@ -69,32 +40,14 @@ func TestSIGKILLLeavesNoQEMU(t *testing.T) {
 	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, silentTree(t))
 	tmp := t.TempDir()
-	mark := fmt.Sprint(time.Now().UnixNano())
-	parent := exec.Command(os.Args[0], "-test.run=^TestHelperVMParent$")
-	parent.Env = append(os.Environ(), "TMPDIR="+tmp, markEnv+"="+mark, "KREGRESS_RUNNER_TEST_KERNEL="+kernel,
+	parent := proctest.Start(t, "TestHelperVMParent", "TMPDIR="+tmp, "KREGRESS_RUNNER_TEST_KERNEL="+kernel,
 		"KREGRESS_RUNNER_TEST_INITRD="+img, "KREGRESS_RUNNER_TEST_DIR="+t.TempDir())
-	out, err := parent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := parent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer parent.Process.Kill()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	scratch, ok := strings.CutPrefix(strings.TrimSpace(line), "started ")
+	scratch, ok := strings.CutPrefix(parent.First, "started ")
 	if !ok {
-		t.Fatalf("helper: %q", line)
+		t.Fatalf("helper: %q", parent.First)
 	}
-	before := marked(mark)
-	qemu := 0
-	for _, p := range before {
-		if strings.Contains(p, " "+qemuBinary+" ") {
-			qemu++
-		}
-	}
-	if qemu != 2 { // the guard's command line names it too
-		t.Fatalf("want QEMU and its guard running: %q", before)
+	if before := proc.Describe(parent.Procs()); strings.Count(before, " "+qemuBinary+" ") != 2 { // the guard's command line names it too
+		t.Fatalf("want QEMU and its guard running: %s", before)
 	}
 	// A live VM's scratch directory (owned by this process) must stay.
 	live, lock, err := newScratch(tmp)
@@ -105,19 +58,7 @@ func TestSIGKILLLeavesNoQEMU(t *testing.T) {
 	if gone := sweepScratch(tmp); len(gone) != 0 {
 		t.Fatalf("removed scratch directories of live VMs: %q", gone)
 	}
-	parent.Process.Signal(syscall.SIGKILL)
-	parent.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(marked(mark)) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if left := marked(mark); len(left) > 0 {
-		for _, p := range left {
-			pid, _ := strconv.Atoi(strings.Fields(p)[0])
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		t.Fatalf("survived the SIGKILL of kregress: %q", left)
-	}
+	parent.KillAndCheck(t, 5*time.Second)
 	if _, err := os.Stat(filepath.Join(scratch, "qmp.sock")); err != nil {
 		t.Fatalf("the killed run's scratch directory is not there to sweep: %v", err)
 	}
