@@ -13,12 +13,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/kregress/kregress/agent/protocol"
 
 	"github.com/kregress/kregress/images"
+	"github.com/kregress/kregress/internal/cache"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage"
 	"github.com/kregress/kregress/results/triage/symbolize"
@@ -89,20 +91,6 @@ type LustreSpec struct {
 // that the guest needs for its network.
 var netModules = []string{"virtio_pci", "virtio_net"}
 
-// CacheDir returns kregress's cache root: $KREGRESS_CACHE, else
-// $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
-func CacheDir() string {
-	if d := os.Getenv("KREGRESS_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "kregress")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "kregress")
-	}
-	return filepath.Join(os.TempDir(), "kregress-cache")
-}
 
 // Run performs the job and returns its result and run directory. The
 // error is non-nil only when no run directory could be made; everything
@@ -111,8 +99,15 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if spec.Suite == nil {
 		return nil, "", suites.ErrNoSuite
 	}
+	if err := spec.check(); err != nil {
+		return nil, "", err
+	}
 	if spec.CacheDir == "" {
-		spec.CacheDir = CacheDir()
+		root, err := cache.Root()
+		if err != nil {
+			return nil, "", fmt.Errorf("job: %w", err)
+		}
+		spec.CacheDir = root
 	}
 	if spec.Progress == nil {
 		spec.Progress = func(string, ...any) {}
@@ -437,7 +432,7 @@ func workloadCommand(t suites.Test) string {
 	for k := range t.Args {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	for _, k := range keys {
 		args = append(args, "-"+k, shellQuote(t.Args[k]))
 	}
@@ -482,7 +477,7 @@ func (r *run) runTest(ctx context.Context, t suites.Test) results.Test {
 // ended) or interrupted (something outside the test ended it: the VM died
 // unexplained, a signal, the overall time limit: cause says which). Every
 // status but pass comes with a message.
-func testVerdict(t suites.Test, res runner.Result, err error, cause string) (status, message string) {
+func testVerdict(t suites.Test, res runner.Result, err error, cause string) (status results.Status, message string) {
 	var ve *runner.VMError
 	switch {
 	case err == nil && res.ExitCode == t.Expect:

@@ -32,7 +32,7 @@ func TestTestVerdict(t *testing.T) {
 		name   string
 		res    runner.Result
 		err    error
-		status string
+		status results.Status
 		msg    string
 	}{
 		{"pass", runner.Result{ExitCode: 0}, nil, results.StatusPass, ""},
@@ -81,7 +81,7 @@ func checkVMEnd(t *testing.T, res *results.Result, why string) {
 	if len(res.Tests) != 3 {
 		t.Fatalf("%d tests recorded, want 3", len(res.Tests))
 	}
-	want := []string{results.StatusPass, results.StatusInterrupted, results.StatusSkip}
+	want := []results.Status{results.StatusPass, results.StatusInterrupted, results.StatusSkip}
 	for i, tt := range res.Tests {
 		if tt.Status != want[i] {
 			t.Errorf("%s: %s, want %s", tt.Name, tt.Status, want[i])
