@@ -91,7 +91,6 @@ type LustreSpec struct {
 // that the guest needs for its network.
 var netModules = []string{"virtio_pci", "virtio_net"}
 
-
 // Run performs the job and returns its result and run directory. The
 // error is non-nil only when no run directory could be made; everything
 // else (a crash, a boot failure) is in the result.
