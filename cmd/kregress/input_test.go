@@ -152,3 +152,15 @@ func TestVerdictBeforeRecordError(t *testing.T) {
 		}
 	}
 }
+
+// TestArgErrorsOneLine: a missing or extra argument is one error line and
+// a pointer to --help, not the whole usage, on every subcommand.
+func TestArgErrorsOneLine(t *testing.T) {
+	for _, args := range [][]string{{"parse"}, {"report"}, {"history", "extra"}, {"run"}, {"test"}, {"build"}} {
+		code, stdout, stderr := runMain(t, args...)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != exitInfra || stdout != "" || len(lines) != 2 || !strings.HasPrefix(lines[1], "(run 'kregress "+args[0]+" --help'") {
+			t.Errorf("kregress %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
