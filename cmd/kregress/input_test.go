@@ -164,3 +164,20 @@ func TestArgErrorsOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesVerdictBeforeRecordError: the same for "kregress test".
+func TestSeriesVerdictBeforeRecordError(t *testing.T) {
+	src := t.TempDir()
+	defer func(old func(context.Context, job.SeriesSpec) (*results.SeriesResult, string, error)) {
+		testSeries = old
+	}(testSeries)
+	testSeries = func(ctx context.Context, spec job.SeriesSpec) (*results.SeriesResult, string, error) {
+		res := &results.SeriesResult{Status: results.StatusRegression, Series: spec.Build.Series, Source: spec.Build.Source,
+			Base: &results.Step{Verdict: results.VerdictPass}, Patches: []*results.PatchVerdict{{Index: 1, Subject: "the bad one", Step: results.Step{Verdict: results.VerdictCrash}}}}
+		return res, filepath.Join(spec.Out, "series-x"), errors.New("results: write out/series-x/result.json: no space left on device")
+	}
+	code, stdout, stderr := runMain(t, "test", "--source", src, "--series", src, "--out", t.TempDir())
+	if code != exitInfra || !strings.Contains(stdout, "the bad one") || !strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+}
