@@ -1,7 +1,7 @@
 # kregress: build, set up and test.
 #
 #   make demo   set up this machine and run the demonstration series
-#   make test   run every test (what CI runs)
+#   make test   set up this machine and run every test (what CI runs)
 
 GO        ?= go
 BIN       := bin
@@ -48,7 +48,7 @@ smoke: setup build
 
 # One package at a time: kernel builds and TCG guests share two cores, and
 # a guest booting beside a kernel build can take minutes.
-test: build
+test: setup build
 	$(GO) vet ./...
 	$(GO) test -p 1 -timeout 80m ./...
 

@@ -5,7 +5,7 @@
 // YAML (a list, or a mapping with key "faults"):
 //
 //   - op: MDS_GETATTR       # opcode name as in ptlrpc.OpName; empty = any
-//     name: victim          # a name the request carries (lookup component); empty = any
+//     name: victim          # the request's NAME field (lookup component, llog or xattr name); empty = any
 //     delay: 500ms          # wait before answering
 //     error: ESTALE         # answer with this errno
 //     drop: true            # send no reply: a lost reply (the client reconnects and resends)

@@ -1,6 +1,6 @@
 // Package ldlm is the server side of Lustre's distributed lock manager as
 // far as a simulated server needs it: the ldlm_request/ldlm_reply wire
-// structures, intent and disposition constants, a table of granted locks
+// structures, disposition constants, a table of granted locks
 // (server cookie, the client's cookie, resource, mode, inode bits, export)
 // and the LDLM_BL_CALLBACK request that revokes a lock from a client.
 package ldlm
@@ -17,8 +17,9 @@ import (
 
 var le = binary.LittleEndian
 
-// Lock types, modes, bits, intents, dispositions, flags and return codes
-// (lustre_idl.h, lustre_dlm_flags.h).
+// Lock types, modes, bits, dispositions, flags and return codes
+// (lustre_idl.h, lustre_dlm_flags.h). Intent opcodes are in package
+// ptlrpc, where they choose the request format.
 const (
 	TypePlain  = 10
 	TypeExtent = 11
@@ -37,14 +38,6 @@ const (
 	BitOpen   = 0x4
 	BitLayout = 0x8
 	BitPerm   = 0x10
-
-	ITOpen     = 0x1
-	ITCreat    = 0x2
-	ITGetattr  = 0x8
-	ITLookup   = 0x10
-	ITGetxattr = 0x80
-	ITLayout   = 0x400
-	ITGlimpse  = 0x4000
 
 	DispITExecd     = 0x1
 	DispLookupExecd = 0x2

@@ -44,8 +44,8 @@ func TestIntentGetattrGrantsLikeMDT(t *testing.T) {
 	for _, c := range []struct {
 		it, askBits, wantBits uint64
 	}{
-		{ldlm.ITGetattr, ldlm.BitUpdate, ldlm.BitLookup | ldlm.BitUpdate | ldlm.BitPerm},
-		{ldlm.ITLookup, ldlm.BitLookup, ldlm.BitLookup | ldlm.BitPerm},
+		{ptlrpc.ITGetattr, ldlm.BitUpdate, ldlm.BitLookup | ldlm.BitUpdate | ldlm.BitPerm},
+		{ptlrpc.ITLookup, ldlm.BitLookup, ldlm.BitLookup | ldlm.BitPerm},
 	} {
 		body := (&Body{FID1: a.FID, Valid: MDFlGetattr}).Marshal()
 		rep := s.Handle(enqueueReq(a.FID, ldlm.ModeCR, c.askBits, c.it, body, 5, "f"))
@@ -90,7 +90,7 @@ func TestOpenCreateIsReadOnly(t *testing.T) {
 		{"f", oCreat | openExcl, ptlrpc.EEXIST},
 		{"f", oCreat, 0},
 	} {
-		rep := s.Handle(enqueueReq(a.FID, ldlm.ModeCW, ldlm.BitOpen, ldlm.ITOpen|ldlm.ITCreat, rec(c.flags), 6, c.name))
+		rep := s.Handle(enqueueReq(a.FID, ldlm.ModeCW, ldlm.BitOpen, ptlrpc.ITOpen|ptlrpc.ITCreat, rec(c.flags), 6, c.name))
 		lr, err := ldlm.UnmarshalReply(rep.Bufs[0])
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,6 @@
 //	                        replayable (MSG_CONNECT_REPLAYABLE), and a reconnect (pb_conn_cnt > 1) to a
 //	                        live export keeps its handle (MSG_CONNECT_RECONNECT)
 //	                        (ACL: no inode has one; getattr says so with OBD_MD_FLACL, aclsize 0)
-//	MDS_DISCONNECT (39)     drops the export (in the server's generic code)
 //	MDS_GET_ROOT (40)       root FID [0x200000007:0x1:0x0] (also the staging MDS_GETSTATUS)
 //	MDS_STATFS (41)         obd_statfs with the tree's inode count
 //	MDS_GETATTR (33)        attributes by FID; symlink target with OBD_MD_LINKNAME
@@ -26,6 +25,11 @@
 //	                        O_EXCL: -EEXIST); other intents: ELDLM_LOCK_ABORTED with -EOPNOTSUPP
 //	SEQ_QUERY (700)         a fresh metadata sequence
 //	FLD_QUERY (900)         every sequence is on MDT0000
+//
+// OBD_PING, MDS_DISCONNECT and LDLM_CANCEL are answered for every target by
+// package server. Requests are read and replies built through their
+// formats (ptlrpc.Format); this list is checked against the dispatch map
+// by the package's tests.
 package mdt
 
 import (
@@ -52,6 +56,7 @@ type Service struct {
 	Exports *ptlrpc.Exports
 	Locks   *ldlm.Table
 
+	ops     map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply
 	openSeq atomic.Uint64
 	mu      sync.Mutex
 	opens   map[uint64]namespace.FID
@@ -63,58 +68,47 @@ func New(fsname string, tree *namespace.Tree, ex *ptlrpc.Exports, locks *ldlm.Ta
 	s := &Service{FSName: fsname, Tree: tree, Exports: ex, Locks: locks, opens: map[uint64]namespace.FID{}}
 	s.openSeq.Store(0x0de0000000000000)
 	s.seqNext.Store(0x200000401)
+	s.ops = map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply{
+		ptlrpc.MDSConnect: s.connect,
+		ptlrpc.MDSGetRoot: func(r *ptlrpc.Request) *ptlrpc.Reply {
+			return r.Reply(0, ptlrpc.Set(ptlrpc.FieldMDTBody, (&Body{FID1: namespace.RootFID, Valid: MDFlID}).Marshal()))
+		},
+		ptlrpc.MDSStatfs: func(r *ptlrpc.Request) *ptlrpc.Reply {
+			return r.Reply(0, ptlrpc.Set(ptlrpc.FieldOBDStatfs, s.statfs().Marshal()))
+		},
+		ptlrpc.MDSGetattr:     s.getattr,
+		ptlrpc.MDSGetattrName: s.getattr,
+		ptlrpc.MDSReadpage:    s.readpage,
+		ptlrpc.MDSClose:       s.close,
+		ptlrpc.MDSGetxattr:    s.getxattr,
+		ptlrpc.MDSSync:        func(r *ptlrpc.Request) *ptlrpc.Reply { return r.Reply(0) },
+		ptlrpc.MDSReint:       func(r *ptlrpc.Request) *ptlrpc.Reply { return r.Reply(-ptlrpc.EROFS) },
+		ptlrpc.LDLMEnqueue:    s.enqueue,
+		ptlrpc.SEQQuery:       s.seqQuery,
+		ptlrpc.FLDQuery:       s.fldQuery,
+	}
 	return s
 }
 
 // TargetUUID is the MDT's UUID, the name the client connects to.
 func (s *Service) TargetUUID() string { return s.FSName + "-MDT0000_UUID" }
 
-// Opcodes lists what Handle implements.
-func (s *Service) Opcodes() []uint32 {
-	return []uint32{ptlrpc.MDSConnect, ptlrpc.MDSGetRoot, ptlrpc.MDSStatfs, ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName,
-		ptlrpc.MDSReadpage, ptlrpc.MDSClose, ptlrpc.MDSGetxattr, ptlrpc.MDSSync, ptlrpc.MDSReint, ptlrpc.LDLMEnqueue,
-		ptlrpc.SEQQuery, ptlrpc.FLDQuery}
-}
-
-// OpenCount is the number of open handles not yet closed.
-func (s *Service) OpenCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.opens)
-}
+// Opcodes lists the opcodes of the dispatch map, in order.
+func (s *Service) Opcodes() []uint32 { return ptlrpc.SortedOpcodes(s.ops) }
 
 // Handle serves one MDT request.
 func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
-	switch r.Body.Opc {
-	case ptlrpc.MDSConnect:
-		return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, ptlrpc.MsgConnectReplayable, func(req, rep *ptlrpc.ConnectData) {
-			rep.IbitsKnown = req.IbitsKnown & ibitsKnown
-			rep.Instance = 1
-		})
-	case ptlrpc.MDSGetRoot:
-		return ptlrpc.StatusReply(0, (&Body{FID1: namespace.RootFID, Valid: MDFlID}).Marshal(), nil)
-	case ptlrpc.MDSStatfs:
-		return ptlrpc.StatusReply(0, s.statfs().Marshal())
-	case ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName:
-		return s.getattr(r)
-	case ptlrpc.MDSReadpage:
-		return s.readpage(r)
-	case ptlrpc.MDSClose:
-		return s.close(r)
-	case ptlrpc.MDSGetxattr:
-		return s.getxattr(r)
-	case ptlrpc.MDSSync:
-		return ptlrpc.StatusReply(0, (&Body{}).Marshal())
-	case ptlrpc.MDSReint:
-		return ptlrpc.StatusReply(-ptlrpc.EROFS, (&Body{}).Marshal(), nil, nil, nil, nil)
-	case ptlrpc.LDLMEnqueue:
-		return s.enqueue(r)
-	case ptlrpc.SEQQuery:
-		return s.seqQuery(r)
-	case ptlrpc.FLDQuery:
-		return s.fldQuery(r)
+	if h, ok := s.ops[r.Body.Opc]; ok {
+		return h(r)
 	}
 	return ptlrpc.ErrorReply(ptlrpc.EOPNOTSUPP)
+}
+
+func (s *Service) connect(r *ptlrpc.Request) *ptlrpc.Reply {
+	return ptlrpc.Connect(r, s.Exports, s.TargetUUID(), Supported, 0, ptlrpc.MsgConnectReplayable, func(req, rep *ptlrpc.ConnectData) {
+		rep.IbitsKnown = req.IbitsKnown & ibitsKnown
+		rep.Instance = 1
+	})
 }
 
 func (s *Service) statfs() *Statfs {
@@ -142,51 +136,51 @@ func (s *Service) attrBody(n *namespace.Node, wantValid uint64) (Body, []byte) {
 }
 
 func (s *Service) getattr(r *ptlrpc.Request) *ptlrpc.Reply {
-	req, err := UnmarshalBody(r.Msg.Buf(1))
+	req, err := UnmarshalBody(r.Get(ptlrpc.FieldMDTBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	var n *namespace.Node
 	var ok bool
-	if r.Body.Opc == ptlrpc.MDSGetattrName {
-		n, ok = s.Tree.Lookup(req.FID1, r.Msg.String(3))
+	if r.Format.Has(ptlrpc.FieldName) {
+		n, ok = s.Tree.Lookup(req.FID1, r.GetString(ptlrpc.FieldName))
 	} else {
 		n, ok = s.Tree.ByFID(req.FID1)
 	}
 	if !ok {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal(), nil, nil, nil, nil, nil)
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	b, md := s.attrBody(n, req.Valid)
-	return ptlrpc.StatusReply(0, b.Marshal(), md, nil, nil, nil, nil)
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldMDTBody, b.Marshal()), ptlrpc.Set(ptlrpc.FieldMDTMD, md))
 }
 
 func (s *Service) readpage(r *ptlrpc.Request) *ptlrpc.Reply {
-	req, err := UnmarshalBody(r.Msg.Buf(1))
+	req, err := UnmarshalBody(r.Get(ptlrpc.FieldMDTBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	n, ok := s.Tree.ByFID(req.FID1)
 	if !ok {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal())
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	if !n.IsDir() {
-		return ptlrpc.StatusReply(-ptlrpc.ENOTDIR, (&Body{}).Marshal())
+		return r.Reply(-ptlrpc.ENOTDIR)
 	}
 	ents, err := s.Tree.ReadDir(req.FID1, req.Size)
 	if err != nil {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal())
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	attrs := (req.Mode & (ludaFID | ludaType)) | ludaFID
 	pages := DirPages(ents, req.Size, int(req.Nlink), attrs)
 	if err := r.SendBulk(ptlrpc.MDSBulkPortal, pages); err != nil {
-		return ptlrpc.StatusReply(-ptlrpc.EIO, (&Body{}).Marshal())
+		return r.Reply(-ptlrpc.EIO)
 	}
 	rep := Body{FID1: req.FID1, Size: uint64(len(pages)), Valid: MDFlSize}
-	return ptlrpc.StatusReply(0, rep.Marshal())
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldMDTBody, rep.Marshal()))
 }
 
 func (s *Service) close(r *ptlrpc.Request) *ptlrpc.Reply {
-	epoch := r.Msg.Buf(1)
+	epoch := r.Get(ptlrpc.FieldMDTEpoch)
 	if len(epoch) < 8 {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
@@ -199,36 +193,36 @@ func (s *Service) close(r *ptlrpc.Request) *ptlrpc.Reply {
 	if !ok {
 		status = -ptlrpc.ESTALE
 	}
-	return ptlrpc.StatusReply(status, (&Body{}).Marshal(), nil, nil, nil, nil)
+	return r.Reply(status)
 }
 
 func (s *Service) getxattr(r *ptlrpc.Request) *ptlrpc.Reply {
-	req, err := UnmarshalBody(r.Msg.Buf(1))
+	req, err := UnmarshalBody(r.Get(ptlrpc.FieldMDTBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	if _, ok := s.Tree.ByFID(req.FID1); !ok {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, (&Body{}).Marshal(), nil)
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	if req.Valid&MDFlXattrLs != 0 {
-		return ptlrpc.StatusReply(0, (&Body{FID1: req.FID1, Valid: MDFlXattrLs}).Marshal(), nil)
+		return r.Reply(0, ptlrpc.Set(ptlrpc.FieldMDTBody, (&Body{FID1: req.FID1, Valid: MDFlXattrLs}).Marshal()))
 	}
-	return ptlrpc.StatusReply(-ptlrpc.ENODATA, (&Body{}).Marshal(), nil)
+	return r.Reply(-ptlrpc.ENODATA)
 }
 
 func (s *Service) seqQuery(r *ptlrpc.Request) *ptlrpc.Reply {
-	if len(r.Msg.Buf(2)) < 24 {
+	if len(r.Get(ptlrpc.FieldSeqRange)) < 24 {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	seq := s.seqNext.Add(1) - 1
 	rng := make([]byte, 24)
 	le.PutUint64(rng[0:], seq)
 	le.PutUint64(rng[8:], seq+1)
-	return ptlrpc.StatusReply(0, rng)
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldSeqRange, rng))
 }
 
 func (s *Service) fldQuery(r *ptlrpc.Request) *ptlrpc.Reply {
-	in := r.Msg.Buf(2)
+	in := r.Get(ptlrpc.FieldFLDMdfld)
 	if len(in) < 24 {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
@@ -236,12 +230,21 @@ func (s *Service) fldQuery(r *ptlrpc.Request) *ptlrpc.Reply {
 	rng := make([]byte, 24)
 	le.PutUint64(rng[0:], seq)
 	le.PutUint64(rng[8:], seq+1)
-	return ptlrpc.StatusReply(0, rng)
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldFLDMdfld, rng))
 }
 
-// enqueue serves LDLM_ENQUEUE: plain when the request has no intent.
+// IntentFailure is the reply of an intent enqueue that failed with errno:
+// no lock (ELDLM_LOCK_ABORTED), the intent executed with -errno in
+// lock_policy_res2, every other reply field of the format empty.
+func IntentFailure(r *ptlrpc.Request, desc ldlm.LockDesc, errno int32) *ptlrpc.Reply {
+	rep := ldlm.Reply{Desc: desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(errno)}
+	return r.Reply(ldlm.LockAborted, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()))
+}
+
+// enqueue serves LDLM_ENQUEUE: plain when the request has no intent, else
+// by the format the intent chose.
 func (s *Service) enqueue(r *ptlrpc.Request) *ptlrpc.Reply {
-	dreq, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+	dreq, err := ldlm.UnmarshalRequest(r.Get(ptlrpc.FieldDLMReq))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
@@ -249,24 +252,23 @@ func (s *Service) enqueue(r *ptlrpc.Request) *ptlrpc.Reply {
 	if len(dreq.Handles) > 0 {
 		cookie = dreq.Handles[0]
 	}
-	if len(r.Msg.Bufs) <= 2 {
+	if r.Format == ptlrpc.FmtLDLMEnqueue {
 		l := s.Locks.Grant(dreq.Desc, cookie, r.Export)
 		rep := ldlm.Reply{Desc: l.Desc, Handle: l.Cookie}
-		return ptlrpc.StatusReply(0, rep.Marshal(), nil)
+		return r.Reply(0, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()))
 	}
-	it := r.Msg.Buf(2)
+	it := r.Get(ptlrpc.FieldLDLMIntent)
 	if len(it) < 8 {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	opc := le.Uint64(it)
-	switch {
-	case opc&(ldlm.ITGetattr|ldlm.ITLookup) != 0:
+	switch r.Format {
+	case ptlrpc.FmtLDLMIntentGetattr:
 		return s.intentGetattr(r, &dreq, cookie, opc)
-	case opc&ldlm.ITOpen != 0:
-		return s.intentOpen(r, &dreq, opc&ldlm.ITCreat != 0)
+	case ptlrpc.FmtLDLMIntentOpen:
+		return s.intentOpen(r, &dreq, opc&ptlrpc.ITCreat != 0)
 	}
-	rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(ptlrpc.EOPNOTSUPP)}
-	return ptlrpc.StatusReply(ldlm.LockAborted, rep.Marshal(), (&Body{}).Marshal(), nil, nil, nil)
+	return IntentFailure(r, dreq.Desc, ptlrpc.EOPNOTSUPP)
 }
 
 // intentGetattr serves IT_GETATTR and IT_LOOKUP. A found name is granted
@@ -278,11 +280,11 @@ func (s *Service) enqueue(r *ptlrpc.Request) *ptlrpc.Reply {
 // needs UPDATE|PERM, a dentry stays valid under LOOKUP) instead of
 // enqueuing again and cancelling the duplicate.
 func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie uint64, opc uint64) *ptlrpc.Reply {
-	body, err := UnmarshalBody(r.Msg.Buf(3))
+	body, err := UnmarshalBody(r.Get(ptlrpc.FieldMDTBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
-	name := r.Msg.String(5)
+	name := r.GetString(ptlrpc.FieldName)
 	var n *namespace.Node
 	var ok bool
 	if name == "" {
@@ -290,19 +292,17 @@ func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie ui
 	} else {
 		n, ok = s.Tree.Lookup(body.FID1, name)
 	}
-	empty := [][]byte{nil, nil, nil, nil, nil, nil}
 	if !ok {
 		if _, parentOK := s.Tree.ByFID(body.FID1); !parentOK {
-			rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(ptlrpc.ENOENT)}
-			return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, empty...)...)
+			return IntentFailure(r, dreq.Desc, ptlrpc.ENOENT)
 		}
 		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupNeg}
-		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, empty...)...)
+		return r.Reply(ldlm.LockAborted, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()))
 	}
 	b, md := s.attrBody(n, body.Valid)
 	desc := dreq.Desc
 	bits := uint64(ldlm.BitLookup | ldlm.BitPerm)
-	if opc&ldlm.ITGetattr != 0 {
+	if opc&ptlrpc.ITGetattr != 0 {
 		bits |= ldlm.BitUpdate
 	}
 	var flags uint32
@@ -318,7 +318,8 @@ func (s *Service) intentGetattr(r *ptlrpc.Request, dreq *ldlm.Request, cookie ui
 	l := s.Locks.Grant(desc, cookie, r.Export)
 	rep := ldlm.Reply{Flags: flags, Desc: l.Desc, Handle: l.Cookie,
 		PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupPos}
-	return ptlrpc.StatusReply(0, rep.Marshal(), b.Marshal(), md, nil, nil, nil, nil, nil)
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()), ptlrpc.Set(ptlrpc.FieldMDTBody, b.Marshal()),
+		ptlrpc.Set(ptlrpc.FieldMDTMD, md))
 }
 
 // openExcl is MDS_OPEN_EXCL (O_EXCL) in cr_flags.
@@ -328,12 +329,12 @@ const openExcl = 0o200
 // opens (O_EXCL gives -EEXIST); creating a missing one gives -EROFS, as
 // on a file system mounted read-only.
 func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request, create bool) *ptlrpc.Reply {
-	rec := r.Msg.Buf(3)
+	rec := r.Get(ptlrpc.FieldRecReint)
 	if len(rec) < recReintSize {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	parent, target := GetFID(rec[40:]), GetFID(rec[56:])
-	name := r.Msg.String(6)
+	name := r.GetString(ptlrpc.FieldName)
 	var n *namespace.Node
 	var ok bool
 	if target.Seq != 0 {
@@ -341,21 +342,16 @@ func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request, create bool)
 	} else {
 		n, ok = s.Tree.Lookup(parent, name)
 	}
-	tail := [][]byte{nil, nil, nil, nil, nil, nil, nil, nil}
-	fail := func(errno int32) *ptlrpc.Reply {
-		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: negErr(errno)}
-		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, tail...)...)
-	}
 	switch {
 	case create && !ok:
-		return fail(ptlrpc.EROFS)
+		return IntentFailure(r, dreq.Desc, ptlrpc.EROFS)
 	case create && le.Uint32(rec[120:])&openExcl != 0:
-		return fail(ptlrpc.EEXIST)
+		return IntentFailure(r, dreq.Desc, ptlrpc.EEXIST)
 	}
 	if !ok {
 		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupNeg,
 			PolicyRes2: negErr(ptlrpc.ENOENT)}
-		return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), (&Body{}).Marshal()}, tail...)...)
+		return r.Reply(ldlm.LockAborted, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()))
 	}
 	h := s.openSeq.Add(1)
 	s.mu.Lock()
@@ -366,7 +362,7 @@ func (s *Service) intentOpen(r *ptlrpc.Request, dreq *ldlm.Request, create bool)
 	b.Valid |= MDFlHandle
 	rep := ldlm.Reply{Desc: dreq.Desc,
 		PolicyRes1: ldlm.DispITExecd | ldlm.DispLookupExecd | ldlm.DispLookupPos | ldlm.DispOpenOpen}
-	return ptlrpc.StatusReply(ldlm.LockAborted, append([][]byte{rep.Marshal(), b.Marshal()}, tail...)...)
+	return r.Reply(ldlm.LockAborted, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()), ptlrpc.Set(ptlrpc.FieldMDTBody, b.Marshal()))
 }
 
 // negErr is a negative errno as the u64 of lock_policy_res2.

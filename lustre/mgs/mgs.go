@@ -6,13 +6,15 @@
 // Opcodes handled (request portal 26, replies to 25):
 //
 //	MGS_CONNECT (250)                     grants VERSION|AT|FULL20 ∩ asked
-//	MGS_DISCONNECT (251)                  drops the export
 //	LDLM_ENQUEUE (101)                    plain config lock, granted at once
 //	LLOG_ORIGIN_HANDLE_CREATE (501)       "<fsname>-client"; others -ENOENT
 //	LLOG_ORIGIN_HANDLE_READ_HEADER (503)  the 8192-byte llog header
 //	LLOG_ORIGIN_HANDLE_NEXT_BLOCK (502)   8192-byte chunks; -EBADR at EOF
 //	LLOG_ORIGIN_HANDLE_PREV_BLOCK (508)   the chunk at the given offset
 //	MGS_CONFIG_READ (256)                 -EOPNOTSUPP (IMP_RECOV is never granted)
+//
+// OBD_PING, MGS_DISCONNECT and LDLM_CANCEL are answered by package server.
+// This list is checked against the dispatch map by the package's tests.
 package mgs
 
 import (
@@ -43,21 +45,30 @@ type Service struct {
 	Exports *ptlrpc.Exports
 	Locks   *ldlm.Table
 
+	ops  map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply
 	mu   sync.Mutex
 	logs map[lnet.NID]*Log
 }
 
 // New returns an MGS for fsname whose client log lists osts OSTs.
 func New(fsname string, osts int, ex *ptlrpc.Exports, locks *ldlm.Table) *Service {
-	return &Service{FSName: fsname, OSTs: osts, Exports: ex, Locks: locks, logs: map[lnet.NID]*Log{}}
+	s := &Service{FSName: fsname, OSTs: osts, Exports: ex, Locks: locks, logs: map[lnet.NID]*Log{}}
+	s.ops = map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply{
+		ptlrpc.MGSConnect: func(r *ptlrpc.Request) *ptlrpc.Reply {
+			return ptlrpc.Connect(r, s.Exports, TargetUUID, Supported, 0, 0, nil)
+		},
+		ptlrpc.LDLMEnqueue:                func(r *ptlrpc.Request) *ptlrpc.Reply { return PlainEnqueue(r, s.Locks) },
+		ptlrpc.LLOGOriginHandleCreate:     s.llogCreate,
+		ptlrpc.LLOGOriginHandleReadHeader: s.llogReadHeader,
+		ptlrpc.LLOGOriginHandleNextBlock:  s.llogBlock,
+		ptlrpc.LLOGOriginHandlePrevBlock:  s.llogBlock,
+		ptlrpc.MGSConfigRead:              func(r *ptlrpc.Request) *ptlrpc.Reply { return r.Reply(-ptlrpc.EOPNOTSUPP) },
+	}
+	return s
 }
 
-// Opcodes lists what Handle implements.
-func (s *Service) Opcodes() []uint32 {
-	return []uint32{ptlrpc.MGSConnect, ptlrpc.MGSDisconnect, ptlrpc.LDLMEnqueue, ptlrpc.LLOGOriginHandleCreate,
-		ptlrpc.LLOGOriginHandleReadHeader, ptlrpc.LLOGOriginHandleNextBlock, ptlrpc.LLOGOriginHandlePrevBlock,
-		ptlrpc.MGSConfigRead}
-}
+// Opcodes lists the opcodes of the dispatch map, in order.
+func (s *Service) Opcodes() []uint32 { return ptlrpc.SortedOpcodes(s.ops) }
 
 // ClientLogFor returns the client log naming nid as the server NID.
 func (s *Service) ClientLogFor(nid lnet.NID) *Log {
@@ -73,19 +84,8 @@ func (s *Service) ClientLogFor(nid lnet.NID) *Log {
 
 // Handle serves one MGS request. r.Export is set for all but connect.
 func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
-	switch r.Body.Opc {
-	case ptlrpc.MGSConnect:
-		return ptlrpc.Connect(r, s.Exports, TargetUUID, Supported, 0, 0, nil)
-	case ptlrpc.LDLMEnqueue:
-		return PlainEnqueue(r, s.Locks)
-	case ptlrpc.LLOGOriginHandleCreate:
-		return s.llogCreate(r)
-	case ptlrpc.LLOGOriginHandleReadHeader:
-		return s.llogReadHeader(r)
-	case ptlrpc.LLOGOriginHandleNextBlock, ptlrpc.LLOGOriginHandlePrevBlock:
-		return s.llogBlock(r)
-	case ptlrpc.MGSConfigRead:
-		return ptlrpc.StatusReply(-ptlrpc.EOPNOTSUPP, nil)
+	if h, ok := s.ops[r.Body.Opc]; ok {
+		return h(r)
 	}
 	return ptlrpc.ErrorReply(ptlrpc.EOPNOTSUPP)
 }
@@ -94,8 +94,12 @@ func (s *Service) Handle(r *ptlrpc.Request) *ptlrpc.Reply {
 // echoes the lock descriptor with the granted mode set and a new handle,
 // and an empty LVB.
 func PlainEnqueue(r *ptlrpc.Request, locks *ldlm.Table) *ptlrpc.Reply {
-	req, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+	req, err := ldlm.UnmarshalRequest(r.Get(ptlrpc.FieldDLMReq))
 	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	if r.Format != ptlrpc.FmtLDLMEnqueue {
+		// The MGS knows no intents.
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	var cookie uint64
@@ -104,7 +108,7 @@ func PlainEnqueue(r *ptlrpc.Request, locks *ldlm.Table) *ptlrpc.Reply {
 	}
 	l := locks.Grant(req.Desc, cookie, r.Export)
 	rep := ldlm.Reply{Desc: l.Desc, Handle: l.Cookie}
-	return &ptlrpc.Reply{Bufs: [][]byte{rep.Marshal(), nil}}
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldDLMRep, rep.Marshal()))
 }
 
 type llogdBody struct {
@@ -145,19 +149,19 @@ func (d *llogdBody) marshal() []byte {
 }
 
 func (s *Service) llogCreate(r *ptlrpc.Request) *ptlrpc.Reply {
-	d, err := parseLlogd(r.Msg.Buf(1))
+	d, err := parseLlogd(r.Get(ptlrpc.FieldLlogdBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
-	name := r.Msg.String(2)
+	name := r.GetString(ptlrpc.FieldName)
 	if name != s.FSName+"-client" {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, make([]byte, LlogdBodySize))
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	d.logID = [20]byte{}
 	le.PutUint64(d.logID[0:], clientLogID)
 	le.PutUint64(d.logID[8:], 1)
 	le.PutUint32(d.logID[16:], 1)
-	return ptlrpc.StatusReply(0, d.marshal())
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldLlogdBody, d.marshal()))
 }
 
 func (s *Service) logOf(r *ptlrpc.Request, d *llogdBody) *Log {
@@ -168,25 +172,25 @@ func (s *Service) logOf(r *ptlrpc.Request, d *llogdBody) *Log {
 }
 
 func (s *Service) llogReadHeader(r *ptlrpc.Request) *ptlrpc.Reply {
-	d, err := parseLlogd(r.Msg.Buf(1))
+	d, err := parseLlogd(r.Get(ptlrpc.FieldLlogdBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	l := s.logOf(r, &d)
 	if l == nil {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, nil)
+		return r.Reply(-ptlrpc.ENOENT)
 	}
-	return ptlrpc.StatusReply(0, l.Header())
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldLlogLogHdr, l.Header()))
 }
 
 func (s *Service) llogBlock(r *ptlrpc.Request) *ptlrpc.Reply {
-	d, err := parseLlogd(r.Msg.Buf(1))
+	d, err := parseLlogd(r.Get(ptlrpc.FieldLlogdBody))
 	if err != nil {
 		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 	}
 	l := s.logOf(r, &d)
 	if l == nil {
-		return ptlrpc.StatusReply(-ptlrpc.ENOENT, make([]byte, LlogdBodySize), nil)
+		return r.Reply(-ptlrpc.ENOENT)
 	}
 	off := d.curOffset
 	if off < ChunkSize {
@@ -195,9 +199,9 @@ func (s *Service) llogBlock(r *ptlrpc.Request) *ptlrpc.Reply {
 	off -= off % ChunkSize
 	chunk, last, next, err := l.Chunk(off)
 	if err != nil {
-		return ptlrpc.StatusReply(-ptlrpc.EBADR, d.marshal(), nil)
+		return r.Reply(-ptlrpc.EBADR, ptlrpc.Set(ptlrpc.FieldLlogdBody, d.marshal()))
 	}
 	d.savedIndex = last
 	d.curOffset = next
-	return ptlrpc.StatusReply(0, d.marshal(), chunk)
+	return r.Reply(0, ptlrpc.Set(ptlrpc.FieldLlogdBody, d.marshal()), ptlrpc.Set(ptlrpc.FieldEAData, chunk))
 }

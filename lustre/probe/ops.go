@@ -100,7 +100,7 @@ func (c *Client) Lookup(ctx context.Context, dir namespace.FID, name string) (At
 		Handles: []uint64{our, 0}}
 	req.Desc.SetBits(ldlm.BitLookup | ldlm.BitUpdate | ldlm.BitPerm)
 	it := make([]byte, 8)
-	le.PutUint64(it, ldlm.ITGetattr)
+	le.PutUint64(it, ptlrpc.ITGetattr)
 	body := mdt.Body{FID1: dir, Valid: mdt.MDFlGetattr, EASize: 4096}
 	r, err := c.Call(ctx, ptlrpc.MDSRequestPortal, ptlrpc.LDLMEnqueue, ldlm.DLMVersion, c.mdtHandle, false,
 		req.Marshal(), it, body.Marshal(), nil, cstr(name))

@@ -16,6 +16,7 @@ func connectReq(target, client string, connCnt uint32) *Request {
 	r := &Request{Conn: &lnet.Conn{}, Msg: Msg{Bufs: [][]byte{nil, append([]byte(target), 0), append([]byte(client), 0), h,
 		(&ConnectData{Flags: ConnectFlags2}).Marshal()}}}
 	r.Body.ConnCnt = connCnt
+	r.Body.Opc = MDSConnect
 	return r
 }
 

@@ -1,6 +1,9 @@
 package ptlrpc
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // Opcodes (lustre_idl.h).
 const (
@@ -167,4 +170,14 @@ var errnoNames = map[string]int32{
 func Errno(name string) (int32, bool) {
 	v, ok := errnoNames[name]
 	return v, ok
+}
+
+// SortedOpcodes returns the keys of a dispatch map in ascending order.
+func SortedOpcodes[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -23,6 +23,54 @@ type Request struct {
 	// Export is the client's export, set by the dispatcher when the
 	// request carries a known handle.
 	Export *Export
+	// Format is the request's format (FormatOf), nil for an opcode
+	// without one; found on first use when not set.
+	Format *Format
+}
+
+func (r *Request) format() *Format {
+	if r.Format == nil {
+		r.Format = FormatOf(r.Body.Opc, &r.Msg)
+	}
+	return r.Format
+}
+
+// Get returns field f of the request: nil when its format has no such
+// field or the client sent fewer buffers.
+func (r *Request) Get(f Field) []byte {
+	fm := r.format()
+	if fm == nil {
+		return nil
+	}
+	if i := fm.ReqIndex(f); i >= 0 {
+		return r.Msg.Buf(i)
+	}
+	return nil
+}
+
+// GetString returns field f as a C string (up to its first NUL).
+func (r *Request) GetString(f Field) string {
+	b := r.Get(f)
+	for j, c := range b {
+		if c == 0 {
+			return string(b[:j])
+		}
+	}
+	return string(b)
+}
+
+// Reply is a normal reply with this status and every reply buffer of the
+// request's format: the given values, the other fields empty. A request
+// without a format gets the status alone.
+func (r *Request) Reply(status int32, vals ...Value) *Reply {
+	fm := r.format()
+	if fm == nil {
+		if len(vals) > 0 {
+			panic("ptlrpc: reply values for " + OpName(r.Body.Opc) + ", which has no format")
+		}
+		return &Reply{Status: status}
+	}
+	return &Reply{Status: status, Bufs: fm.ReplyBufs(vals...)}
 }
 
 // ParseRequest decodes a request PUT: the lustre_msg and its ptlrpc_body.
@@ -39,6 +87,7 @@ func ParseRequest(c *lnet.Conn, m *lnet.Message) (*Request, error) {
 		return nil, fmt.Errorf("request xid %#x from %v: %w: pb_type %d, want %d", m.MatchBits, m.SrcNID, ErrBadMsg, b.Type, MsgRequest)
 	}
 	r.Body = b
+	r.Format = FormatOf(b.Opc, &r.Msg)
 	return r, nil
 }
 
@@ -242,19 +291,17 @@ func (e *Exports) Remove(cookie uint64) bool {
 // the export (MsgConnectReconnect, same handle), and a resend, not to an
 // eviction.
 func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64, opFlags uint32, adjust func(req, rep *ConnectData)) *Reply {
-	if len(r.Msg.Bufs) < 5 {
+	conn, data := r.Get(FieldConn), r.Get(FieldConnectData)
+	if len(conn) < 8 || data == nil {
 		return ErrorReply(EPROTO)
 	}
-	tgt := r.Msg.String(1)
+	tgt := r.GetString(FieldTgtUUID)
 	if tgt != want {
-		return StatusReply(-ENODEV, nil)
+		return r.Reply(-ENODEV)
 	}
-	cluuid := r.Msg.String(2)
-	if len(r.Msg.Bufs[3]) < 8 {
-		return ErrorReply(EPROTO)
-	}
-	handle := le.Uint64(r.Msg.Bufs[3])
-	ocd, err := UnmarshalConnectData(r.Msg.Bufs[4])
+	cluuid := r.GetString(FieldClUUID)
+	handle := le.Uint64(conn)
+	ocd, err := UnmarshalConnectData(data)
 	if err != nil {
 		return ErrorReply(EPROTO)
 	}
@@ -280,5 +327,7 @@ func Connect(r *Request, ex *Exports, want string, supported, supported2 uint64,
 	x.Connect = rep
 	x.conn = r.Conn
 	x.mu.Unlock()
-	return &Reply{Handle: x.Cookie, OpFlags: opFlags, Bufs: [][]byte{rep.Marshal()}}
+	rp := r.Reply(0, Set(FieldConnectData, rep.Marshal()))
+	rp.Handle, rp.OpFlags = x.Cookie, opFlags
+	return rp
 }

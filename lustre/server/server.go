@@ -13,40 +13,19 @@
 //
 // Requests are routed by opcode for connects (target UUID in the request)
 // and by the export's target otherwise; unknown export handles get
-// -ENOTCONN, unknown opcodes PTL_RPC_MSG_ERR -EOPNOTSUPP.
+// -ENOTCONN, unknown opcodes PTL_RPC_MSG_ERR -EOPNOTSUPP. Each target's
+// opcodes are listed in its package (mgs, mdt, ost); these are answered
+// here for every target:
 //
-//	opcode                              portal→reply  target  answer
-//	MGS_CONNECT (250)                   26→25   MGS    VERSION|AT|FULL20 ∩ asked
-//	LDLM_ENQUEUE (101)                  26→25   MGS    plain config lock, granted
-//	LLOG_ORIGIN_HANDLE_CREATE (501)     26→25   MGS    "<fsname>-client"; other logs -ENOENT
-//	LLOG_ORIGIN_HANDLE_READ_HEADER (503) 26→25  MGS    8192-byte llog header
-//	LLOG_ORIGIN_HANDLE_NEXT_BLOCK (502) 26→25   MGS    8192-byte chunk; -EBADR past the end
-//	LLOG_ORIGIN_HANDLE_PREV_BLOCK (508) 26→25   MGS    chunk at the offset
-//	MGS_CONFIG_READ (256)               26→25   MGS    -EOPNOTSUPP (IMP_RECOV never granted)
-//	MDS_CONNECT (38)                    12→10   MDT    IBITS|ATTRFID|NODEVOH|VERSION|FID|FULL20|AT|ACL ∩ asked
-//	MDS_STATFS (41)                     12→10   MDT    obd_statfs (bsize 4096, inode count)
-//	MDS_GET_ROOT (40)                   12→10   MDT    [0x200000007:0x1:0x0]
-//	MDS_GETATTR (33)                    23→10   MDT    attributes; symlink target with OBD_MD_LINKNAME
-//	MDS_GETATTR_NAME (34)               23→10   MDT    attributes by parent and name
-//	LDLM_ENQUEUE (101)                  12→10   MDT    plain IBITS: granted; IT_GETATTR/IT_LOOKUP:
-//	                                                   PR on the child, LOOKUP|UPDATE|PERM or
-//	                                                   LOOKUP|PERM (LOCK_CHANGED), or
-//	                                                   ELDLM_LOCK_ABORTED + DISP_LOOKUP_NEG;
-//	                                                   IT_OPEN: aborted + DISP_OPEN_OPEN + open handle
-//	MDS_READPAGE (37)                   23→10   MDT    lu_dirpages, bulk PUT to portal 14 first
-//	MDS_CLOSE (35)                      12→10   MDT    forgets the open handle
-//	MDS_GETXATTR (49)                   12→10   MDT    -ENODATA; empty list for listxattr
-//	MDS_SYNC (44)                       12→10   MDT    0
-//	MDS_REINT (36)                      12→10   MDT    -EROFS (changes come from the control API)
-//	SEQ_QUERY (700)                     30→10   MDT    a fresh sequence
-//	FLD_QUERY (900)                     29→10   MDT    every sequence on MDT0000
-//	OST_CONNECT (8)                     28→4    OST    VERSION|FID|FULL20|AT ∩ asked
-//	OST_STATFS (13)                     28/7→4  OST    obd_statfs
-//	OST_GETATTR (1)                     28→4    OST    object echoed, size 0
-//	OBD_PING (400)                      any     all    0
-//	MGS/MDS/OST_DISCONNECT (251/39/9)   any     all    drops the export and its locks
-//	LDLM_CANCEL (103)                   17→18   all    cancels the listed locks
-//	LDLM_BL_CALLBACK (104)              sent by the server to portal 15 (revoke, rename, unlink)
+//	OBD_PING (400)          0
+//	MGS_DISCONNECT (251)    drops the export and its locks
+//	MDS_DISCONNECT (39)     drops the export and its locks
+//	OST_DISCONNECT (9)      drops the export and its locks
+//	LDLM_CANCEL (103)       cancels the listed locks (portal 17, reply to 18)
+//
+// Every request is read, and every reply (an injected error's included)
+// built, through its format (ptlrpc.FormatOf). The server sends
+// LDLM_BL_CALLBACK (104) to portal 15 for revoke, rename and unlink.
 //
 // LNet itself (package lnet) answers pings (GET, portal 0), ACKs PUTs that
 // ask for one, ZC-ACKs and ignores NOOP keepalives.
@@ -80,7 +59,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,6 +130,7 @@ type Server struct {
 	mdt     *mdt.Service
 	osts    []*ost.Service
 	targets map[string]func(*ptlrpc.Request) *ptlrpc.Reply
+	generic map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply
 	faults  faults.Set
 
 	logMu  sync.Mutex
@@ -230,6 +209,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.targets = map[string]func(*ptlrpc.Request) *ptlrpc.Reply{
 		mgs.TargetUUID:     s.mgs.Handle,
 		s.mdt.TargetUUID(): s.mdt.Handle,
+	}
+	s.generic = map[uint32]func(*ptlrpc.Request) *ptlrpc.Reply{
+		ptlrpc.OBDPing:       func(r *ptlrpc.Request) *ptlrpc.Reply { return r.Reply(0) },
+		ptlrpc.MGSDisconnect: s.disconnect,
+		ptlrpc.MDSDisconnect: s.disconnect,
+		ptlrpc.OSTDisconnect: s.disconnect,
+		ptlrpc.LDLMCancel:    s.ldlmCancel,
 	}
 	for i := 0; i < cfg.OSTs; i++ {
 		o := ost.New(cfg.FSName, i, s.exports)
@@ -404,7 +390,12 @@ func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
 		}
 	}
 	if act != nil && act.Delay > 0 {
+		// Tracked like every server goroutine, so that Close waits for
+		// it; the caller (a connection's goroutine) holds a count, so
+		// this Add never races with Close's Wait reaching zero.
+		s.wg.Add(1)
 		go func() {
+			defer s.wg.Done()
 			t := time.NewTimer(act.Delay)
 			defer t.Stop()
 			select {
@@ -418,24 +409,13 @@ func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
 	s.serve(r, act)
 }
 
-// requestNames are the names a request carries, for name-based faults.
+// requestNames are the names a request carries (its NAME field: a lookup
+// component, a llog name, an xattr name), for name-based faults.
 func requestNames(r *ptlrpc.Request) []string {
-	switch r.Body.Opc {
-	case ptlrpc.LDLMEnqueue:
-		if len(r.Msg.Bufs) > 5 {
-			if n := r.Msg.String(5); n != "" {
-				return []string{n}
-			}
-			if len(r.Msg.Bufs) > 6 {
-				if n := r.Msg.String(6); n != "" {
-					return []string{n}
-				}
-			}
+	if r.Format.Has(ptlrpc.FieldName) {
+		if n := r.GetString(ptlrpc.FieldName); n != "" {
+			return []string{n}
 		}
-	case ptlrpc.MDSGetattrName:
-		return []string{r.Msg.String(3)}
-	case ptlrpc.LLOGOriginHandleCreate:
-		return []string{r.Msg.String(2)}
 	}
 	return nil
 }
@@ -483,11 +463,11 @@ func (s *Server) dispatch(r *ptlrpc.Request, act *faults.Action) *ptlrpc.Reply {
 	opc := r.Body.Opc
 	if isConnect(opc) {
 		if act != nil && act.Errno != 0 {
-			return ptlrpc.StatusReply(-act.Errno, nil)
+			return r.Reply(-act.Errno)
 		}
-		h, ok := s.targets[r.Msg.String(1)]
+		h, ok := s.targets[r.GetString(ptlrpc.FieldTgtUUID)]
 		if !ok {
-			return ptlrpc.StatusReply(-ptlrpc.ENODEV, nil)
+			return r.Reply(-ptlrpc.ENODEV)
 		}
 		return h(r)
 	}
@@ -506,26 +486,8 @@ func (s *Server) dispatch(r *ptlrpc.Request, act *faults.Action) *ptlrpc.Reply {
 	if act != nil && act.Errno != 0 {
 		return s.faultReply(r, act.Errno)
 	}
-	switch {
-	case opc == ptlrpc.OBDPing:
-		return ptlrpc.StatusReply(0)
-	case isDisconnect(opc):
-		s.locks.DropExport(x)
-		s.exports.Remove(x.Cookie)
-		return ptlrpc.StatusReply(0)
-	case opc == ptlrpc.LDLMCancel:
-		req, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
-		if err != nil {
-			return ptlrpc.ErrorReply(ptlrpc.EPROTO)
-		}
-		n := int(req.Count)
-		if n > len(req.Handles) {
-			n = len(req.Handles)
-		}
-		for _, h := range req.Handles[:n] {
-			s.locks.Cancel(h)
-		}
-		return ptlrpc.StatusReply(0)
+	if h, ok := s.generic[opc]; ok {
+		return h(r)
 	}
 	h, ok := s.targets[x.Target]
 	if !ok {
@@ -534,40 +496,40 @@ func (s *Server) dispatch(r *ptlrpc.Request, act *faults.Action) *ptlrpc.Reply {
 	return h(r)
 }
 
+func (s *Server) disconnect(r *ptlrpc.Request) *ptlrpc.Reply {
+	s.locks.DropExport(r.Export)
+	s.exports.Remove(r.Export.Cookie)
+	return r.Reply(0)
+}
+
+func (s *Server) ldlmCancel(r *ptlrpc.Request) *ptlrpc.Reply {
+	req, err := ldlm.UnmarshalRequest(r.Get(ptlrpc.FieldDLMReq))
+	if err != nil {
+		return ptlrpc.ErrorReply(ptlrpc.EPROTO)
+	}
+	n := int(req.Count)
+	if n > len(req.Handles) {
+		n = len(req.Handles)
+	}
+	for _, h := range req.Handles[:n] {
+		s.locks.Cancel(h)
+	}
+	return r.Reply(0)
+}
+
 // faultReply answers with an injected error the way the real handler
-// answers a failure: intents as an aborted lock with the error in
-// lock_policy_res2, everything else with the status.
+// answers a failure, in the request's format: an intent as an aborted
+// lock with the error in lock_policy_res2, everything else with the
+// status, every reply buffer of the format present.
 func (s *Server) faultReply(r *ptlrpc.Request, errno int32) *ptlrpc.Reply {
-	if r.Body.Opc == ptlrpc.LDLMEnqueue && len(r.Msg.Bufs) > 2 {
-		dreq, err := ldlm.UnmarshalRequest(r.Msg.Buf(1))
+	if r.Body.Opc == ptlrpc.LDLMEnqueue && r.Format.Has(ptlrpc.FieldLDLMIntent) {
+		dreq, err := ldlm.UnmarshalRequest(r.Get(ptlrpc.FieldDLMReq))
 		if err != nil {
 			return ptlrpc.ErrorReply(ptlrpc.EPROTO)
 		}
-		rep := ldlm.Reply{Desc: dreq.Desc, PolicyRes1: ldlm.DispITExecd, PolicyRes2: uint64(int64(-errno))}
-		return ptlrpc.StatusReply(ldlm.LockAborted, rep.Marshal(), (&mdt.Body{}).Marshal(), nil, nil, nil, nil, nil, nil)
+		return mdt.IntentFailure(r, dreq.Desc, errno)
 	}
-	return ptlrpc.StatusReply(-errno, replyShape(r.Body.Opc)...)
-}
-
-// replyShape returns empty reply buffers of the right count and minimum
-// sizes for an error reply to opc.
-func replyShape(opc uint32) [][]byte {
-	body := (&mdt.Body{}).Marshal()
-	switch opc {
-	case ptlrpc.MDSGetattr, ptlrpc.MDSGetattrName:
-		return [][]byte{body, nil, nil, nil, nil, nil}
-	case ptlrpc.MDSReadpage, ptlrpc.MDSGetRoot:
-		return [][]byte{body, nil}
-	case ptlrpc.MDSClose:
-		return [][]byte{body, nil, nil, nil, nil}
-	case ptlrpc.MDSGetxattr:
-		return [][]byte{body, nil}
-	case ptlrpc.LLOGOriginHandleCreate, ptlrpc.LLOGOriginHandleNextBlock:
-		return [][]byte{make([]byte, mgs.LlogdBodySize), nil}
-	case ptlrpc.MDSStatfs, ptlrpc.OSTStatfs:
-		return [][]byte{make([]byte, mdt.StatfsSize)}
-	}
-	return nil
+	return r.Reply(-errno)
 }
 
 func (s *Server) evictNID(nid lnet.NID) int {
@@ -685,25 +647,4 @@ func (s *Server) Stats() Stats {
 	st.Open = len(s.conns)
 	s.connMu.Unlock()
 	return st
-}
-
-// OpcodeTable returns, per target kind, the opcode names implemented.
-func (s *Server) OpcodeTable() map[string][]string {
-	names := func(ops []uint32) []string {
-		var out []string
-		for _, o := range ops {
-			out = append(out, ptlrpc.OpName(o))
-		}
-		sort.Strings(out)
-		return out
-	}
-	t := map[string][]string{
-		"MGS":     names(s.mgs.Opcodes()),
-		"MDT":     names(s.mdt.Opcodes()),
-		"generic": names([]uint32{ptlrpc.OBDPing, ptlrpc.LDLMCancel, ptlrpc.MGSDisconnect, ptlrpc.MDSDisconnect, ptlrpc.OSTDisconnect}),
-	}
-	if len(s.osts) > 0 {
-		t["OST"] = names(s.osts[0].Opcodes())
-	}
-	return t
 }
