@@ -33,7 +33,7 @@ func runHistory(args []string, stdout, stderr io.Writer) int {
 	var roots, add pathList
 	fs.Var(&roots, "runs", "with --rebuild: a folder of run directories to record too (repeatable)")
 	fs.Var(&add, "add", "record this run or series directory (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {

@@ -48,7 +48,7 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 	logRPCs := fs.Bool("log-rpcs", false, "log one line per RPC to stdout (opcode, xid, status, microseconds)")
 	control := fs.String("control", "127.0.0.1:0", `control API address ("off" to disable)`)
 	connDelay := fs.Duration("connect-delay", 20*time.Millisecond, "hold back *_CONNECT replies this long (0 for none; see server.Config.ConnectDelay)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() != 0 {
@@ -86,7 +86,7 @@ func runLustreProbe(args []string, stdout, stderr io.Writer) int {
 	fsname := fs.String("fsname", "testfs", "file system name")
 	nid := fs.String("nid", "", "server NID to dial (default HOST@tcp)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-RPC timeout")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	rest := fs.Args()
@@ -114,7 +114,7 @@ func runLustreProbe(args []string, stdout, stderr io.Writer) int {
 		op := bfs.String("op", "getattr", "operation: getattr, statfs or lookup")
 		secs := bfs.Float64("seconds", 5, "how long to run")
 		conc := bfs.Int("concurrency", 16, "requests in flight")
-		if code, ok := parseFlags(bfs, vargs); !ok {
+		if code, ok := parseFlags(bfs, vargs, stdout); !ok {
 			return code
 		}
 		if *op != "getattr" && *op != "statfs" && *op != "lookup" {
