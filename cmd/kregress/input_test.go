@@ -152,3 +152,32 @@ func TestVerdictBeforeRecordError(t *testing.T) {
 		}
 	}
 }
+
+// TestArgErrorsOneLine: a missing or extra argument is one error line and
+// a pointer to --help, not the whole usage, on every subcommand.
+func TestArgErrorsOneLine(t *testing.T) {
+	for _, args := range [][]string{{"parse"}, {"report"}, {"history", "extra"}, {"run"}, {"test"}, {"build"}} {
+		code, stdout, stderr := runMain(t, args...)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != exitInfra || stdout != "" || len(lines) != 2 || !strings.HasPrefix(lines[1], "(run 'kregress "+args[0]+" --help'") {
+			t.Errorf("kregress %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
+
+// TestSeriesVerdictBeforeRecordError: the same for "kregress test".
+func TestSeriesVerdictBeforeRecordError(t *testing.T) {
+	src := t.TempDir()
+	defer func(old func(context.Context, job.SeriesSpec) (*results.SeriesResult, string, error)) {
+		testSeries = old
+	}(testSeries)
+	testSeries = func(ctx context.Context, spec job.SeriesSpec) (*results.SeriesResult, string, error) {
+		res := &results.SeriesResult{Status: results.StatusRegression, Series: spec.Build.Series, Source: spec.Build.Source,
+			Base: &results.Step{Verdict: results.VerdictPass}, Patches: []*results.PatchVerdict{{Index: 1, Subject: "the bad one", Step: results.Step{Verdict: results.VerdictCrash}}}}
+		return res, filepath.Join(spec.Out, "series-x"), errors.New("results: write out/series-x/result.json: no space left on device")
+	}
+	code, stdout, stderr := runMain(t, "test", "--source", src, "--series", src, "--out", t.TempDir())
+	if code != exitInfra || !strings.Contains(stdout, "the bad one") || !strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+}

@@ -50,7 +50,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) int {
+func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
 	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
@@ -62,9 +62,16 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
+	phase := phaseInput
+	defer func() {
+		if *bisectCodes {
+			code = bisectExitCode(phase, code)
+		}
+	}()
 	bad := func(format string, args ...any) int {
 		failf(stderr, "run", format, args...)
 		return exitInfra
@@ -119,6 +126,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	defer prog.Done()
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
+	phase = phaseBuild
 	if *doBuild {
 		req.Progress = prog
 		br, err := build.Build(ctx, req)
@@ -130,6 +138,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		built = &job.Spec{Modules: base.Modules}
 		defer built.UseBuild(br)()
 	}
+	phase = phaseRun
 	type outcome struct {
 		res *results.Result
 		dir string
@@ -159,7 +168,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	wg.Wait()
 	prog.Done()
-	code := exitOK
+	code = exitOK
 	for i, o := range outs {
 		if o.res == nil {
 			failf(stderr, "run", "%v", o.err)
@@ -208,4 +217,28 @@ func loadSuites(names []string) ([]*suites.Suite, error) {
 		loaded = append(loaded, s)
 	}
 	return loaded, nil
+}
+
+// Phases of a run, for --bisect-exit-codes.
+const (
+	phaseInput = iota // checking flags and inputs
+	phaseBuild        // building the kernel (--build)
+	phaseRun          // booting and running suites
+)
+
+// bisectExitCode maps run's exit status to `git bisect run`'s: a kernel
+// that does not build or boot and an infrastructure failure are skip
+// (125), never good or bad; bad input aborts the bisection (128).
+func bisectExitCode(phase, code int) int {
+	switch {
+	case code == exitOK:
+		return 0
+	case phase == phaseInput:
+		return 128
+	case phase == phaseBuild:
+		return 125
+	case code == exitFail:
+		return 1
+	}
+	return 125
 }

@@ -19,6 +19,9 @@ func init() {
 	})
 }
 
+// testSeries tests a series; tests replace it, as runJob.
+var testSeries = job.TestSeries
+
 func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", "--source PATH [--base REF] --series PATH [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
@@ -56,17 +59,21 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
 	run.Progress = prog.Printf
-	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
+	res, dir, err := testSeries(ctx, job.SeriesSpec{
 		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
 		Command:  "kregress test " + strings.Join(args, " "),
 		Run:      run,
 		Progress: prog.Printf,
 	})
 	prog.Done()
-	if err != nil {
+	if res == nil {
 		return bad("%v", err)
 	}
+	// The verdict first, even when its record could not be written.
 	results.SeriesSummary(stdout, res, dir)
+	if err != nil {
+		return bad("the verdict above could not be recorded in %s: %v", dir, err)
+	}
 	switch res.Status {
 	case results.StatusPass:
 		return exitOK
