@@ -391,7 +391,8 @@ func workloadCommand(t suites.Test) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "-"+k, shellQuote(t.Args[k]))
+		// -k=v, not -k v: a boolean flag takes no separate value.
+		args = append(args, "-"+k+"="+shellQuote(t.Args[k]))
 	}
 	return strings.Join(args, " ")
 }

@@ -10,6 +10,8 @@
 //	name: smoke
 //	description: what it checks
 //	target: tmpfs          # tmpfs (a fresh tmpfs at Mount), lustre, or none
+//	lustre-tree: dirs=4,files=16  # target lustre: the namespace the simulated
+//	                       # server generates unless the user gives one
 //	timeout: 30s           # default per-test timeout
 //	setup: mkdir -p x      # shell, run once before the tests
 //	teardown: rm -rf x     # shell, run once after them
@@ -41,6 +43,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kregress/kregress/lustre/namespace"
 )
 
 //go:embed builtin/*.yaml
@@ -62,10 +66,14 @@ type Suite struct {
 	Name        string
 	Description string
 	Target      string
-	Timeout     time.Duration
-	Setup       string
-	Teardown    string
-	Tests       []Test
+	// LustreTree is the generate spec ("dirs=4,files=16") of the
+	// namespace the suite's tests expect from the simulated Lustre
+	// server; empty leaves the job's default.
+	LustreTree string
+	Timeout    time.Duration
+	Setup      string
+	Teardown   string
+	Tests      []Test
 	// File is where the suite came from ("builtin:smoke" for shipped ones).
 	File string
 }
@@ -95,7 +103,7 @@ const (
 
 // Workloads lists the built-in workload names a test may name; the guest
 // agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle"}
+var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle", "server-churn"}
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {
@@ -164,7 +172,7 @@ func Parse(file string, data []byte) (*Suite, error) {
 	s := &Suite{File: file, Target: TargetTmpfs, Timeout: 60 * time.Second}
 	root := doc.Content[0]
 	fields := p.mapping(root, "suite", map[string]bool{
-		"name": true, "description": false, "target": false, "timeout": false,
+		"name": true, "description": false, "target": false, "lustre-tree": false, "timeout": false,
 		"setup": false, "teardown": false, "tests": true,
 	})
 	if p.err != nil {
@@ -180,6 +188,14 @@ func Parse(file string, data []byte) (*Suite, error) {
 		case TargetNone, TargetTmpfs, TargetLustre:
 		default:
 			p.fail(n, "unknown target %q (want none, tmpfs or lustre)", s.Target)
+		}
+	}
+	if n := fields["lustre-tree"]; n != nil {
+		s.LustreTree = p.str(n)
+		if s.Target != TargetLustre {
+			p.fail(n, "lustre-tree is for target lustre (this suite's target is %s)", s.Target)
+		} else if _, err := namespace.Generate(s.LustreTree); err != nil && p.err == nil {
+			p.fail(n, "lustre-tree: %v", err)
 		}
 	}
 	if n := fields["timeout"]; n != nil {
