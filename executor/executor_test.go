@@ -140,9 +140,9 @@ func TestLocal(t *testing.T) {
 	}
 }
 
-// slurmUp returns an executor for the one-node cluster that
+// slurmEnv returns the environment that reaches the one-node cluster
 // scripts/slurm-local.sh starts, or skips (fails under CI=true).
-func slurmUp(t *testing.T) *Slurm {
+func slurmEnv(t *testing.T) []string {
 	t.Helper()
 	conf := os.Getenv("SLURM_CONF")
 	if conf == "" {
@@ -159,6 +159,14 @@ func slurmUp(t *testing.T) *Slurm {
 		}
 		t.Skip(msg)
 	}
+	return env
+}
+
+// slurmUp returns an executor for the one-node cluster, with kregress and
+// its agent built into a fresh shared dir.
+func slurmUp(t *testing.T) *Slurm {
+	t.Helper()
+	env := slurmEnv(t)
 	shared := t.TempDir()
 	bin := filepath.Join(shared, "kregress")
 	for _, b := range [][]string{
@@ -319,6 +327,14 @@ func TestSlurmCheck(t *testing.T) {
 		}
 		t.Skip("sbatch missing")
 	}
+	t.Run("controller does not answer", func(t *testing.T) {
+		conf := filepath.Join(t.TempDir(), "slurm.conf")
+		os.WriteFile(conf, []byte("ClusterName=x\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=1\n"), 0o644)
+		err := (&Slurm{SharedDir: shared, Binary: bin, Env: []string{"SLURM_CONF=" + conf}}).Check(ctx)
+		if err == nil || !strings.Contains(err.Error(), "does not answer") {
+			t.Errorf("err %v", err)
+		}
+	})
 	t.Run("unwritable shared dir", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "file")
 		os.WriteFile(file, nil, 0o644)
@@ -327,16 +343,17 @@ func TestSlurmCheck(t *testing.T) {
 			t.Errorf("err %v", err)
 		}
 	})
+	env := slurmEnv(t)
 	t.Run("no agent beside the binary", func(t *testing.T) {
 		lone := filepath.Join(t.TempDir(), "kregress")
 		os.WriteFile(lone, []byte("#!/bin/sh\n"), 0o755)
-		err := (&Slurm{SharedDir: shared, Binary: lone}).Check(ctx)
+		err := (&Slurm{SharedDir: shared, Binary: lone, Env: env}).Check(ctx)
 		if err == nil || !strings.Contains(err.Error(), "no guest agent") {
 			t.Errorf("err %v", err)
 		}
 	})
 	t.Run("no binary", func(t *testing.T) {
-		err := (&Slurm{SharedDir: shared, Binary: filepath.Join(shared, "nope")}).Check(ctx)
+		err := (&Slurm{SharedDir: shared, Binary: filepath.Join(shared, "nope"), Env: env}).Check(ctx)
 		if err == nil || !strings.Contains(err.Error(), "nope") {
 			t.Errorf("err %v", err)
 		}
