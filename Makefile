@@ -9,7 +9,8 @@ BIN       := bin
 # Everything kregress and its tests need from Debian's archive.
 DEBIAN_PACKAGES := qemu-system-x86 busybox-static linux-image-amd64 cpio kmod \
 	linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev ccache \
-	dwarves binutils tshark xz-utils git
+	dwarves binutils tshark xz-utils git \
+	libxml2-utils python3-junitparser
 
 .PHONY: all build setup demo smoke test vet clean
 

@@ -13,22 +13,6 @@ import (
 	"time"
 )
 
-// CacheRoot returns the cache folder: $KREGRESS_CACHE, else
-// $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
-func CacheRoot() (string, error) {
-	if d := os.Getenv("KREGRESS_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "kregress"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("build: no cache folder: KREGRESS_CACHE, XDG_CACHE_HOME and HOME are all unset: %w", err)
-	}
-	return filepath.Join(home, ".cache", "kregress"), nil
-}
-
 // lockFile holds an flock on a file until unlock.
 type lockFile struct{ f *os.File }
 
@@ -91,13 +75,4 @@ func digest(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// writeFileAtomic writes data to path through a temporary file and rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -254,12 +254,10 @@ func executeBuild(ctx context.Context, b *BuildUnit, o *Outcome) {
 	br, err := build.Build(ctx, b.Request())
 	if err != nil {
 		o.Error = err.Error()
-		var ae *build.ApplyError
-		var ce *build.CompileError
-		switch {
-		case errors.As(err, &ae):
+		switch build.Classify(err) {
+		case build.ClassNoApply:
 			o.Status = StatusNoApply
-		case errors.As(err, &ce):
+		case build.ClassNoBuild:
 			o.Status = StatusNoBuild
 		default:
 			o.Status = StatusInfra

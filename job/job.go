@@ -13,10 +13,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/kregress/kregress/images"
+	"github.com/kregress/kregress/internal/cache"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage"
 	"github.com/kregress/kregress/results/triage/symbolize"
@@ -89,21 +91,6 @@ var netModules = []string{"virtio_pci", "virtio_net"}
 // module.
 const buttonModule = "button"
 
-// CacheDir returns kregress's cache root: $KREGRESS_CACHE, else
-// $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
-func CacheDir() string {
-	if d := os.Getenv("KREGRESS_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "kregress")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "kregress")
-	}
-	return filepath.Join(os.TempDir(), "kregress-cache")
-}
-
 // Run performs the job and returns its result and run directory. The
 // error is non-nil only when no run directory could be made; everything
 // else (a crash, a boot failure) is in the result.
@@ -111,8 +98,15 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if spec.Suite == nil {
 		return nil, "", suites.ErrNoSuite
 	}
+	if err := spec.check(); err != nil {
+		return nil, "", err
+	}
 	if spec.CacheDir == "" {
-		spec.CacheDir = CacheDir()
+		root, err := cache.Root()
+		if err != nil {
+			return nil, "", fmt.Errorf("job: %w", err)
+		}
+		spec.CacheDir = root
 	}
 	if spec.Progress == nil {
 		spec.Progress = func(string, ...any) {}
@@ -239,7 +233,7 @@ func (r *run) do(ctx context.Context) error {
 	spec.Progress("booted in %.1fs (%s, %s)", r.res.BootSeconds, inst.Accel(), r.res.Boot)
 	r.runSuite(ctx)
 	inst.Close()
-	r.finish(ctx)
+	r.finish()
 	return nil
 }
 
@@ -275,7 +269,7 @@ func (r *run) symbolized(reps []triage.Report) []triage.Report {
 	return reps
 }
 
-func (r *run) finish(ctx context.Context) {
+func (r *run) finish() {
 	res := r.res
 	res.Crashes = results.CrashesFrom(r.symbolized(r.inst.Crashes()))
 	outcome, reason := r.inst.Outcome()
@@ -393,9 +387,10 @@ func workloadCommand(t suites.Test) string {
 	for k := range t.Args {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "-"+k, shellQuote(t.Args[k]))
+		// -k=v, not -k v: a boolean flag takes no separate value.
+		args = append(args, "-"+k+"="+shellQuote(t.Args[k]))
 	}
 	return strings.Join(args, " ")
 }

@@ -2,15 +2,12 @@ package job
 
 import (
 	"encoding/json"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/kregress/kregress/agent"
 	"github.com/kregress/kregress/results"
 )
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // writeJSON writes v as dir's result.json, atomically.
 func writeJSON(dir *results.Dir, v any) error {

@@ -52,7 +52,7 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing this long (0: never)")
 	frame := fs.Duration("frame-timeout", server.DefaultFrameTimeout, "close a connection whose message, once begun, takes longer (0: no bound)")
 	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most connections open at once")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() != 0 {
@@ -113,7 +113,7 @@ func runLustreProbe(args []string, stdout, stderr io.Writer) int {
 	fsname := fs.String("fsname", "testfs", "file system name")
 	nid := fs.String("nid", "", "server NID to dial (default HOST@tcp)")
 	timeout := fs.Duration("timeout", 10*time.Second, "per-RPC timeout")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	rest := fs.Args()
@@ -141,7 +141,7 @@ func runLustreProbe(args []string, stdout, stderr io.Writer) int {
 		op := bfs.String("op", "getattr", "operation: getattr, statfs or lookup")
 		secs := bfs.Float64("seconds", 5, "how long to run")
 		conc := bfs.Int("concurrency", 16, "requests in flight")
-		if code, ok := parseFlags(bfs, vargs); !ok {
+		if code, ok := parseFlags(bfs, vargs, stdout); !ok {
 			return code
 		}
 		if *op != "getattr" && *op != "statfs" && *op != "lookup" {

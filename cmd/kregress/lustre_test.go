@@ -25,8 +25,8 @@ func (l *lustreBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 func TestLustreCommandsHelpAndBadInput(t *testing.T) {
 	for _, args := range [][]string{{"lustre-server", "--help"}, {"lustre-probe", "--help"}} {
 		var out, errb bytes.Buffer
-		if code := mainWithArgs(args, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "usage: kregress "+args[0]) {
-			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		if code := mainWithArgs(args, &out, &errb); code != exitOK || !strings.Contains(out.String(), "usage: kregress "+args[0]) {
+			t.Errorf("%v: exit %d, stdout %q", args, code, out.String())
 		}
 	}
 	for _, args := range [][]string{

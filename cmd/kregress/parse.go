@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ func (l *pathList) Set(v string) error { *l = append(*l, v); return nil }
 
 // runParse prints the reports of each log: with --json one JSON array per
 // file (an array of arrays for several files), else a readable summary.
+// Each log is read line by line and each report is written as soon as it
+// is complete, so memory stays bounded whatever the size of the logs.
 // It exits 1 when any report was found, 0 when none, 2 on bad input.
 func runParse(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("parse", "[--json] [--vmlinux PATH] [--modules DIR]... LOG...", stderr)
@@ -34,13 +37,29 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	vmlinux := fs.String("vmlinux", "", "vmlinux with debug info, to turn frames into file:line")
 	var modDirs pathList
 	fs.Var(&modDirs, "modules", "directory searched for module .ko files with debug info (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "kregress parse: no log files given")
-		fs.Usage()
+		hint(stderr, "parse")
 		return exitInfra
+	}
+	// Check every input first, so bad input changes nothing on stdout.
+	for _, dir := range modDirs {
+		if st, err := os.Stat(dir); err != nil {
+			fmt.Fprintf(stderr, "kregress parse: --modules: %v\n", err)
+			return exitInfra
+		} else if !st.IsDir() {
+			fmt.Fprintf(stderr, "kregress parse: --modules %s: not a directory\n", dir)
+			return exitInfra
+		}
+	}
+	for _, path := range fs.Args() {
+		if err := checkReadable(path); err != nil {
+			fmt.Fprintf(stderr, "kregress parse: reading log: %v\n", err)
+			return exitInfra
+		}
 	}
 	var sym *symbolize.Symbolizer
 	if *vmlinux != "" || len(modDirs) > 0 {
@@ -52,50 +71,44 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 		}
 		defer sym.Close()
 	}
-	// Read every input first, so bad input changes nothing on stdout.
-	logs := make([][]byte, fs.NArg())
+	w := bufio.NewWriter(stdout)
+	found := false
+	nested := fs.NArg() > 1
+	if *asJSON && nested {
+		w.WriteString("[")
+	}
 	for i, path := range fs.Args() {
-		data, err := os.ReadFile(path)
+		var out reportWriter
+		if *asJSON {
+			indent := ""
+			if nested {
+				if i > 0 {
+					w.WriteString(",")
+				}
+				w.WriteString("\n  ")
+				indent = "  "
+			}
+			out = &jsonArrayWriter{w: w, indent: indent}
+		} else {
+			out = &summaryWriter{w: w, path: path}
+		}
+		n, err := parseLog(path, sym, out, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "kregress parse: reading log: %v\n", err)
+			w.Flush()
+			fmt.Fprintf(stderr, "kregress parse: %v\n", err)
 			return exitInfra
 		}
-		logs[i] = data
-	}
-	found := false
-	all := make([][]triage.Report, len(logs))
-	for i, data := range logs {
-		reps := triage.Parse(data)
-		if reps == nil {
-			reps = []triage.Report{}
-		}
-		if sym != nil {
-			for j := range reps {
-				if err := sym.SymbolizeReport(&reps[j]); err != nil {
-					fmt.Fprintf(stderr, "kregress parse: %s: symbolizing %q: %v\n", fs.Arg(i), reps[j].Title, err)
-				}
-			}
-		}
-		found = found || len(reps) > 0
-		all[i] = reps
+		found = found || n > 0
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		var err error
-		if len(all) == 1 {
-			err = enc.Encode(all[0])
-		} else {
-			err = enc.Encode(all)
+		if nested {
+			w.WriteString("\n]")
 		}
-		if err != nil {
-			fmt.Fprintf(stderr, "kregress parse: writing JSON: %v\n", err)
-			return exitInfra
-		}
-	} else {
-		for i, reps := range all {
-			printSummary(stdout, fs.Arg(i), reps)
-		}
+		w.WriteString("\n")
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "kregress parse: writing output: %v\n", err)
+		return exitInfra
 	}
 	if found {
 		return exitFail
@@ -103,45 +116,146 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printSummary(w io.Writer, path string, reps []triage.Report) {
-	if len(reps) == 0 {
-		fmt.Fprintf(w, "%s: no crash reports\n", path)
-		return
+// checkReadable fails unless path is a file that can be opened for reading.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
 	}
-	bugs := triage.Dedup(reps)
-	fmt.Fprintf(w, "%s: %d report(s), %d bug(s)\n", path, len(reps), len(bugs))
-	for _, r := range reps {
-		typ := r.Type
-		if typ == "" {
-			typ = "UNKNOWN"
-		}
-		fmt.Fprintf(w, "  lines %d-%d  %-24s %s", r.StartLine, r.EndLine, typ, r.Title)
-		if r.Corrupted {
-			fmt.Fprintf(w, "  [corrupted: %s]", r.CorruptedReason)
-		}
-		fmt.Fprintln(w)
-		if r.Lockdep != nil {
-			fmt.Fprintf(w, "      lockdep: %s\n", r.Lockdep.Summary)
-		}
-		n := 0
-		for _, f := range r.Stack {
-			if n == 8 {
-				fmt.Fprintf(w, "      ...\n")
-				break
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s: is a directory", path)
+	}
+	return nil
+}
+
+// reportWriter writes the reports of one log as they complete.
+type reportWriter interface {
+	add(r *triage.Report) error
+	end() error
+}
+
+// parseLog streams one log through the triage, symbolizes each report and
+// hands it to out; it returns how many reports it found.
+func parseLog(path string, sym *symbolize.Symbolizer, out reportWriter, stderr io.Writer) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading log: %w", err)
+	}
+	defer f.Close()
+	n := 0
+	err = triage.ParseReader(f, func(r triage.Report) error {
+		n++
+		if sym != nil {
+			if err := sym.SymbolizeReport(&r); err != nil {
+				fmt.Fprintf(stderr, "kregress parse: %s: symbolizing %q: %v\n", path, r.Title, err)
 			}
-			for _, in := range f.Inlined {
-				fmt.Fprintf(w, "      %s %s:%d [inline]\n", in.Func, in.File, in.Line)
-			}
-			loc := ""
-			if f.File != "" {
-				loc = fmt.Sprintf(" %s:%d", f.File, f.Line)
-			}
-			mod := ""
-			if f.Module != "" {
-				mod = " [" + f.Module + "]"
-			}
-			fmt.Fprintf(w, "      %s+%#x/%#x%s%s\n", f.Func, f.Offset, f.Size, mod, loc)
-			n++
 		}
+		return out.add(&r)
+	})
+	if err != nil {
+		return n, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, out.end()
+}
+
+// jsonArrayWriter writes reports as the elements of one JSON array, laid
+// out as json.Encoder with a two-space indent lays out the whole array.
+type jsonArrayWriter struct {
+	w      *bufio.Writer
+	indent string // of the array's own line
+	n      int
+}
+
+func (j *jsonArrayWriter) add(r *triage.Report) error {
+	data, err := json.MarshalIndent(r, j.indent+"  ", "  ")
+	if err != nil {
+		return fmt.Errorf("writing JSON of %q: %w", r.Title, err)
+	}
+	if j.n == 0 {
+		j.w.WriteString("[")
+	} else {
+		j.w.WriteString(",")
+	}
+	j.n++
+	j.w.WriteString("\n" + j.indent + "  ")
+	_, err = j.w.Write(data)
+	return err
+}
+
+func (j *jsonArrayWriter) end() error {
+	if j.n == 0 {
+		_, err := j.w.WriteString("[]")
+		return err
+	}
+	_, err := j.w.WriteString("\n" + j.indent + "]")
+	return err
+}
+
+// summaryWriter prints a readable line or few per report and, at the end,
+// how many reports and distinct bugs the log held.
+type summaryWriter struct {
+	w     *bufio.Writer
+	path  string
+	n     int
+	dedup triage.Deduper
+}
+
+func (s *summaryWriter) add(r *triage.Report) error {
+	if s.n == 0 {
+		fmt.Fprintf(s.w, "%s:\n", s.path)
+	}
+	s.n++
+	s.dedup.Add(*r, triage.Sighting{Line: r.StartLine})
+	printReport(s.w, r)
+	return nil
+}
+
+func (s *summaryWriter) end() error {
+	if s.n == 0 {
+		_, err := fmt.Fprintf(s.w, "%s: no crash reports\n", s.path)
+		return err
+	}
+	_, err := fmt.Fprintf(s.w, "%s: %d report(s), %d bug(s)\n", s.path, s.n, len(s.dedup.Bugs()))
+	return err
+}
+
+// printReport prints one report's lines, type, title and first frames.
+func printReport(w io.Writer, r *triage.Report) {
+	typ := r.Type
+	if typ == "" {
+		typ = "UNKNOWN"
+	}
+	fmt.Fprintf(w, "  lines %d-%d  %-24s %s", r.StartLine, r.EndLine, typ, r.Title)
+	if r.Corrupted {
+		fmt.Fprintf(w, "  [corrupted: %s]", r.CorruptedReason)
+	}
+	fmt.Fprintln(w)
+	if r.Lockdep != nil {
+		fmt.Fprintf(w, "      lockdep: %s\n", r.Lockdep.Summary)
+	}
+	n := 0
+	for _, f := range r.Stack {
+		if n == 8 {
+			fmt.Fprintf(w, "      ...\n")
+			break
+		}
+		for _, in := range f.Inlined {
+			fmt.Fprintf(w, "      %s %s:%d [inline]\n", in.Func, in.File, in.Line)
+		}
+		loc := ""
+		if f.File != "" {
+			loc = fmt.Sprintf(" %s:%d", f.File, f.Line)
+		}
+		mod := ""
+		if f.Module != "" {
+			mod = " [" + f.Module + "]"
+		}
+		fmt.Fprintf(w, "      %s+%#x/%#x%s%s\n", f.Func, f.Offset, f.Size, mod, loc)
+		n++
 	}
 }

@@ -18,7 +18,6 @@ const (
 	TypeUBSAN           = "UBSAN"
 	TypeUBSANMemory     = "MEMORY_SAFETY_UBSAN"
 	TypeReboot          = "REBOOT"
-	TypeSyzFailure      = "SYZ_FAILURE"
 	TypeLBUG            = "LBUG"
 	TypeKASANUnknown    = "KASAN-UNKNOWN"
 	TypeKFENCEUnknown   = "KFENCE-UNKNOWN"
@@ -78,11 +77,10 @@ var typeTable = []struct {
 		"Unhandled fault in", "VFS: Busy inodes after unmount (use-after-free)",
 		"VFS: Close: file count is zero (use-after-free)", "divide error in", "general protection fault in",
 		"go runtime error", "int3 in", "invalid opcode in", "kernel panic:", "kernel stack overflow", "panic:",
-		"rust_kernel panicked", "stack segment fault in", "trusty:",
+		"rust_kernel panicked", "stack segment fault in",
 		"unregister_netdevice: waiting for DEV to become free"}},
 	{TypeLBUG, []string{"LBUG"}},
 	{TypeReboot, []string{"unexpected kernel reboot"}},
-	{TypeSyzFailure, []string{"SYZFAIL", "SYZFATAL:"}},
 	{TypeWarning, []string{"WARNING:"}},
 	{TypeUnknown, []string{"BUG:", "INFO:"}},
 	{TypeKASANUnknown, []string{"KASAN:"}},

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -554,15 +553,4 @@ func (b *Binary) nameOf(e *dwarf.Entry) string {
 		e = next
 	}
 	return ""
-}
-
-// Functions returns the names of the function symbols, sorted; for tests
-// and diagnostics.
-func (b *Binary) Functions() []string {
-	out := make([]string, 0, len(b.syms))
-	for n := range b.syms {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -45,12 +45,22 @@ int main(int argc, char **argv) {
 }
 `
 
+// skipOrFail skips a test whose tool is missing, or fails it under
+// CI=true, where `make setup` installs every tool the tests need.
+func skipOrFail(t *testing.T, tool string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is missing under CI=true: %v", tool, err)
+	}
+	t.Skipf("skipping: %s not found: %v", tool, err)
+}
+
 // build compiles the test program with gcc; obj selects a relocatable
 // object (like a kernel module) instead of an executable.
 func build(t *testing.T, obj bool) string {
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		t.Skipf("skipping: gcc not found: %v", err)
+		skipOrFail(t, "gcc", err)
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "prog.c")
@@ -74,7 +84,7 @@ func build(t *testing.T, obj bool) string {
 func addr2line(t *testing.T, bin, sec string, addr uint64) []Location {
 	tool, err := exec.LookPath("addr2line")
 	if err != nil {
-		t.Skipf("skipping: addr2line not found: %v", err)
+		skipOrFail(t, "addr2line", err)
 	}
 	args := []string{"-e", bin, "-i", "-f"}
 	if sec != "" {

@@ -1,0 +1,224 @@
+package report
+
+import (
+	"bytes"
+	"io"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kregress/kregress/internal/golden"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// The pinned run directories: real runs of kregress, kept small.
+//   - smoke: Debian's 6.1 kernel, the smoke suite, everything passes.
+//   - sysrq-crash: Debian's 6.1 kernel crashed through sysrq by a test.
+//   - seed-series: examples/seed-series tested per patch with lockdep,
+//     patch 3 takes the lookup spinlock twice (symbolized stack).
+var pinned = []struct {
+	name, dir string
+	email     bool // a regression to mail about
+}{
+	{"smoke", "testdata/runs/smoke", false},
+	{"sysrq-crash", "testdata/runs/sysrq-crash", true},
+}
+
+const testSourceURL = "https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/{file}?h=v6.1.192#n{line}"
+
+func render(t *testing.T, dir string, f func(io.Writer, *Model) error) []byte {
+	t.Helper()
+	m, err := Load(dir, Options{SourceURL: testSourceURL, Mbox: mboxFor(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func mboxFor(dir string) string {
+	if strings.Contains(dir, "seed-series") {
+		return "testdata/seed-series.mbox"
+	}
+	return ""
+}
+
+func opts(dir string) Options { return Options{SourceURL: testSourceURL, Mbox: mboxFor(dir)} }
+
+func TestGolden(t *testing.T) {
+	for _, p := range pinned {
+		t.Run(p.name, func(t *testing.T) {
+			o := opts(p.dir)
+			golden.Bytes(t, filepath.Join("testdata", "golden", p.name+".html"), render(t, p.dir, func(w io.Writer, m *Model) error { return HTML(w, m, o) }))
+			golden.Bytes(t, filepath.Join("testdata", "golden", p.name+".junit.xml"), render(t, p.dir, JUnit))
+			golden.Bytes(t, filepath.Join("testdata", "golden", p.name+".kcidb.json"), render(t, p.dir, KCIDB))
+			if p.email {
+				golden.Bytes(t, filepath.Join("testdata", "golden", p.name+".eml"), render(t, p.dir, func(w io.Writer, m *Model) error {
+					return Email(w, m, o, MailOptions{From: "kregress <kregress@example.org>"})
+				}))
+			}
+		})
+	}
+}
+
+// needTool returns the path of a program the test needs; without it the
+// test is skipped, or fails under CI=true.
+func needTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (Debian package %s, in the Makefile's DEBIAN_PACKAGES)", name, pkg)
+		}
+		t.Skipf("%s not found (Debian package %s)", name, pkg)
+	}
+	return p
+}
+
+// TestJUnitConsumers hands the JUnit XML to two real consumers:
+// xmllint against testdata/junit.xsd (the Jenkins/Ant format) and
+// Debian's python3-junitparser, which reads it as Jenkins does and must
+// find the crash as a failure with the title as message.
+func TestJUnitConsumers(t *testing.T) {
+	xmllint := needTool(t, "xmllint", "libxml2-utils")
+	python := "/usr/bin/python3"
+	if exec.Command(python, "-c", "import junitparser").Run() != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3-junitparser is not installed (Debian package python3-junitparser)")
+		}
+		t.Skip("python3-junitparser is not installed")
+	}
+	for _, p := range pinned {
+		out := filepath.Join(t.TempDir(), p.name+".xml")
+		os.WriteFile(out, render(t, p.dir, JUnit), 0o644)
+		if b, err := exec.Command(xmllint, "--noout", "--schema", "testdata/junit.xsd", out).CombinedOutput(); err != nil {
+			t.Errorf("%s: xmllint: %v\n%s", p.name, err, b)
+		}
+		script := `
+import sys, junitparser
+x = junitparser.JUnitXml.fromfile(sys.argv[1])
+for s in x:
+    for c in s:
+        for r in c.result:
+            print("%s|%s|%s|%s" % (type(r).__name__, s.name, c.name, r.message))
+    print("suite|%s|%d|%d|%d|%d" % (s.name, s.tests, s.failures, s.errors, s.skipped))
+`
+		b, err := exec.Command(python, "-c", script, out).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: junitparser: %v\n%s", p.name, err, b)
+		}
+		got := string(b)
+		t.Logf("%s: junitparser read:\n%s", p.name, got)
+		if p.name == "sysrq-crash" {
+			for _, want := range []string{
+				"Failure|sysrq-crash|sysrq-crash|kernel panic: sysrq triggered crash",
+				"Failure|sysrq-crash|console|kernel panic: sysrq triggered crash",
+				"Skipped|sysrq-crash|after-crash|the VM had ended: crash",
+				"suite|sysrq-crash|4|2|0|1",
+			} {
+				if !strings.Contains(got, want) {
+					t.Errorf("junitparser output lacks %q", want)
+				}
+			}
+		}
+		if p.name == "smoke" && strings.Contains(got, "Failure") {
+			t.Errorf("a passing run has failures:\n%s", got)
+		}
+	}
+}
+
+func TestCleanXML(t *testing.T) {
+	in := "ok\x00nul\x01\x1b[0m\ttab\nline\r\xff\xfeend\uFFFE"
+	if got, want := cleanXML(in), "oknul[0m\ttab\nline\rend"; got != want {
+		t.Errorf("cleanXML = %q, want %q", got, want)
+	}
+}
+
+func TestKCIDBSchemaV53(t *testing.T) {
+	for _, p := range pinned {
+		data := render(t, p.dir, KCIDB)
+		for _, e := range checkKCIDB(data) {
+			t.Errorf("%s: %s", p.name, e)
+		}
+	}
+}
+
+func TestTestPath(t *testing.T) {
+	for _, c := range []struct{ suite, test, want string }{
+		{"lustre-sanity", "stat-storm", "lustre.sanity.stat_storm"},
+		{"smoke", "tmpfs-create-stat", "smoke.tmpfs_create_stat"},
+		{"seedfs", "ls -l", "seedfs.ls_l"},
+	} {
+		if got := TestPath(c.suite, c.test); got != c.want {
+			t.Errorf("TestPath(%q, %q) = %q, want %q", c.suite, c.test, got, c.want)
+		}
+	}
+}
+
+// TestHTMLSelfContained: no script, no stylesheet, image or font from
+// elsewhere; the only links are to the tree's source and to anchors.
+func TestHTMLSelfContained(t *testing.T) {
+	for _, p := range pinned {
+		page := string(render(t, p.dir, func(w io.Writer, m *Model) error { return HTML(w, m, opts(p.dir)) }))
+		if strings.Contains(strings.ToLower(page), "<script") {
+			t.Errorf("%s: the page has a script", p.name)
+		}
+		for _, m := range regexp.MustCompile(`(?i)(src|href)="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+			if m[1] == "src" || !(strings.HasPrefix(m[2], "#") || strings.HasPrefix(m[2], "https://git.kernel.org/")) {
+				t.Errorf("%s: external or unexpected reference %s=%q", p.name, m[1], m[2])
+			}
+		}
+		if regexp.MustCompile(`(?i)url\(|@import`).MatchString(page) {
+			t.Errorf("%s: the CSS loads something", p.name)
+		}
+	}
+}
+
+// TestEmailParsesBack reads the mail back with net/mail.
+func TestEmailParsesBack(t *testing.T) {
+	for _, p := range pinned {
+		m, err := Load(p.dir, opts(p.dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		err = Email(&buf, m, opts(p.dir), MailOptions{From: "kregress <kregress@example.org>"})
+		if !p.email {
+			if err == nil {
+				t.Errorf("%s: a mail about a passing run", p.name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(&buf)
+		if err != nil {
+			t.Fatalf("%s: net/mail: %v", p.name, err)
+		}
+		if _, err := msg.Header.AddressList("From"); err != nil {
+			t.Errorf("%s: From: %v", p.name, err)
+		}
+		if _, err := msg.Header.Date(); err != nil {
+			t.Errorf("%s: Date: %v", p.name, err)
+		}
+		if !regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`).MatchString(msg.Header.Get("Message-ID")) {
+			t.Errorf("%s: Message-ID %q", p.name, msg.Header.Get("Message-ID"))
+		}
+		body, _ := io.ReadAll(msg.Body)
+		for _, want := range []string{"Reported-by: kregress <kregress@example.org>", "Closes: https://lore.kernel.org/r/kregress-", "reproduce:\n  kregress run"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("%s: body lacks %q", p.name, want)
+			}
+		}
+		checkThread(t, p.name, msg)
+	}
+}
