@@ -480,7 +480,7 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 	if err := os.WriteFile(dotConfig, merged, 0o644); err != nil {
 		return nil, fmt.Errorf("build: writing merged config: %w", err)
 	}
-	st.phase("config", fmt.Sprintf("make olddefconfig (%s)", strings.Join(append([]string{base}, req.Configs...), " + ")))
+	st.phase("config", "make olddefconfig ("+configLabel(base, req.Configs)+")")
 	var out bytes.Buffer
 	if _, err := runMake(ctx, src.dir, env, append(args, "olddefconfig"), "", &out, nil); err != nil {
 		return nil, fmt.Errorf("build: make olddefconfig: %w\n%s", err, out.String())
@@ -503,4 +503,10 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 		return nil, err
 	}
 	return res, nil
+}
+
+// configLabel names a config for a person: the base and the fragments
+// merged into it, "tinyconfig + lockdep"; the base alone without any.
+func configLabel(base string, fragments []string) string {
+	return strings.Join(append([]string{base}, fragments...), " + ")
 }

@@ -122,8 +122,10 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	host, _ := os.Hostname()
 	res := &results.Result{
 		Status:     results.StatusInfra,
+		Host:       host,
 		Kernel:     spec.Kernel,
 		Suite:      spec.Suite.Name,
 		Started:    time.Now().UTC(),
@@ -433,7 +435,8 @@ func workloadCommand(t suites.Test) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "-"+k, shellQuote(t.Args[k]))
+		// -k=v, not -k v: a boolean flag takes no separate value.
+		args = append(args, "-"+k+"="+shellQuote(t.Args[k]))
 	}
 	return strings.Join(args, " ")
 }

@@ -45,4 +45,4 @@ const MetricsPrefix = "KREGRESS-METRICS "
 // Workloads are the agent's built-in workloads, the names a suite's test
 // may give as `workload:`. The agent's own table is tied to this list by a
 // test.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle"}
+var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle", "server-churn"}

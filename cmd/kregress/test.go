@@ -18,6 +18,9 @@ func init() {
 	})
 }
 
+// testSeries tests a series; tests replace it, as runJob.
+var testSeries = job.TestSeries
+
 func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", "--source PATH [--base REF] --series PATH [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
@@ -25,6 +28,8 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	var vf vmFlags
 	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -48,6 +53,9 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	ctx, cancel := withTimeout(ctx, vf.timeout)
@@ -55,17 +63,27 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
 	run.Progress = prog.Printf
-	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
+	res, dir, err := testSeries(ctx, job.SeriesSpec{
+		Executor: ex,
+		Build:    req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
 		Command:  "kregress test " + strings.Join(args, " "),
 		Run:      run,
 		Progress: prog.Printf,
 	})
 	prog.Done()
-	if err != nil {
+	if res == nil {
 		return bad("%v", err)
 	}
+	// The verdict first, even when its record could not be written.
 	results.SeriesSummary(stdout, res, dir)
+	if err != nil {
+		return bad("the verdict above could not be recorded in %s: %v", dir, err)
+	}
 	switch res.Status {
 	case results.StatusPass:
 		return exitOK
