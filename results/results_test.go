@@ -76,3 +76,13 @@ func TestResultMode(t *testing.T) {
 		t.Errorf("result.json mode %v, want 0644", m)
 	}
 }
+
+// TestSeriesSummaryEmptyLists: a series tested without config fragments
+// says "configs none", not "configs ;".
+func TestSeriesSummaryEmptyLists(t *testing.T) {
+	var b strings.Builder
+	SeriesSummary(&b, &SeriesResult{Status: StatusPass, Series: "s.mbox", Source: "linux.tar.xz", Suites: []string{"smoke"}}, "out/x")
+	if first, _, _ := strings.Cut(b.String(), "\n"); first != "series s.mbox on linux.tar.xz (configs none; suites smoke)" {
+		t.Errorf("first line %q", first)
+	}
+}

@@ -110,17 +110,25 @@ type FirstBad struct {
 	Reproduce string  `json:"reproduce"`
 }
 
+// listOrNone joins a list for a person: "none" when it is empty.
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ",")
+}
+
 // SeriesSummary writes the verdict table.
 func SeriesSummary(w io.Writer, r *SeriesResult, dir string) {
 	switch {
 	case r.Target == "client" && r.Kernel != "":
-		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (suites %s)\n", r.Series, r.Client, r.Kernel, strings.Join(r.Suites, ","))
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (suites %s)\n", r.Series, r.Client, r.Kernel, listOrNone(r.Suites))
 	case r.Target == "client":
-		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (configs %s; suites %s)\n", r.Series, r.Client, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (configs %s; suites %s)\n", r.Series, r.Client, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
 	case r.Client != "":
-		fmt.Fprintf(w, "series %s applied to the kernel tree %s (configs %s; suites %s); client tree %s built against each step's kernel\n", r.Series, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","), r.Client)
+		fmt.Fprintf(w, "series %s applied to the kernel tree %s (configs %s; suites %s); client tree %s built against each step's kernel\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites), r.Client)
 	default:
-		fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+		fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
 	}
 	row := func(idx, subject string, s *Step) {
 		extra := ""

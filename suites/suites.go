@@ -10,6 +10,8 @@
 //	name: smoke
 //	description: what it checks
 //	target: tmpfs          # tmpfs (a fresh tmpfs at Mount), lustre, or none
+//	lustre-tree: dirs=4,files=16  # target lustre: the namespace the simulated
+//	                       # server generates unless the user gives one
 //	timeout: 30s           # default per-test timeout
 //	setup: mkdir -p x      # shell, run once before the tests
 //	teardown: rm -rf x     # shell, run once after them
@@ -40,7 +42,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"gopkg.in/yaml.v3"
+
+	"github.com/kregress/kregress/lustre/namespace"
 )
 
 //go:embed builtin/*.yaml
@@ -62,10 +68,14 @@ type Suite struct {
 	Name        string
 	Description string
 	Target      string
-	Timeout     time.Duration
-	Setup       string
-	Teardown    string
-	Tests       []Test
+	// LustreTree is the generate spec ("dirs=4,files=16") of the
+	// namespace the suite's tests expect from the simulated Lustre
+	// server; empty leaves the job's default.
+	LustreTree string
+	Timeout    time.Duration
+	Setup      string
+	Teardown   string
+	Tests      []Test
 	// File is where the suite came from ("builtin:smoke" for shipped ones).
 	File string
 }
@@ -93,9 +103,9 @@ const (
 	maxRepeat  = 1 << 20
 )
 
-// Workloads lists the built-in workload names a test may name; the guest
-// agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle"}
+// Workloads lists the built-in workload names a test may name: the guest
+// agent's, as package protocol lists them.
+var Workloads = protocol.Workloads
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {
@@ -164,7 +174,7 @@ func Parse(file string, data []byte) (*Suite, error) {
 	s := &Suite{File: file, Target: TargetTmpfs, Timeout: 60 * time.Second}
 	root := doc.Content[0]
 	fields := p.mapping(root, "suite", map[string]bool{
-		"name": true, "description": false, "target": false, "timeout": false,
+		"name": true, "description": false, "target": false, "lustre-tree": false, "timeout": false,
 		"setup": false, "teardown": false, "tests": true,
 	})
 	if p.err != nil {
@@ -180,6 +190,14 @@ func Parse(file string, data []byte) (*Suite, error) {
 		case TargetNone, TargetTmpfs, TargetLustre:
 		default:
 			p.fail(n, "unknown target %q (want none, tmpfs or lustre)", s.Target)
+		}
+	}
+	if n := fields["lustre-tree"]; n != nil {
+		s.LustreTree = p.str(n)
+		if s.Target != TargetLustre {
+			p.fail(n, "lustre-tree is for target lustre (this suite's target is %s)", s.Target)
+		} else if _, err := namespace.Generate(s.LustreTree); err != nil && p.err == nil {
+			p.fail(n, "lustre-tree: %v", err)
 		}
 	}
 	if n := fields["timeout"]; n != nil {
@@ -242,6 +260,10 @@ func syntaxError(file string, data []byte, dec *yaml.Decoder, err error) error {
 		case m.context != "" && (m.ctxLine != m.line || m.ctxCol != m.col):
 			msg += fmt.Sprintf(" (%s that starts at %d:%d)", m.context, m.ctxLine, m.ctxCol)
 		}
+		if ql, qc, ok := quotedFrom(data, line, col); ok {
+			// The usual cause: a quote left open lines before.
+			msg += fmt.Sprintf("; the quoted string just before it opens at %d:%d", ql, qc)
+		}
 		return &Error{File: file, Line: line, Column: col, Msg: "YAML syntax: " + msg}
 	}
 	msg := err.Error()
@@ -258,6 +280,53 @@ func syntaxError(file string, data []byte, dec *yaml.Decoder, err error) error {
 		line = 1
 	}
 	return &Error{File: file, Line: line, Msg: "YAML syntax: " + msg}
+}
+
+// quotedFrom tells where the quoted scalar that ends just before line:col
+// (1-based; spaces between them allowed) opened, when that is on an
+// earlier line: a string that ran over lines to a quote meant to open
+// another one.
+func quotedFrom(data []byte, line, col int) (qline, qcol int, ok bool) {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) || col < 1 {
+		return 0, 0, false
+	}
+	before := strings.TrimRight(lines[line-1][:min(col-1, len(lines[line-1]))], " ")
+	if before == "" {
+		return 0, 0, false
+	}
+	q := before[len(before)-1]
+	if q != '"' && q != '\'' {
+		return 0, 0, false
+	}
+	// Walk back from the closing quote to the one that opens it: for "
+	// the previous unescaped ", for ' the previous ' not doubled.
+	closeAt := 0
+	for i := 0; i < line-1; i++ {
+		closeAt += len(lines[i]) + 1
+	}
+	closeAt += len(before) - 1
+	for i := closeAt - 1; i >= 0; i-- {
+		if data[i] != q {
+			continue
+		}
+		if q == '"' {
+			bs := 0
+			for j := i - 1; j >= 0 && data[j] == '\\'; j-- {
+				bs++
+			}
+			if bs%2 == 1 {
+				continue
+			}
+		} else if i > 0 && data[i-1] == '\'' {
+			i--
+			continue
+		}
+		qline = bytes.Count(data[:i], []byte("\n")) + 1
+		qcol = i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
+		return qline, qcol, qline < line
+	}
+	return 0, 0, false
 }
 
 // atEnd tells whether line:col (1-based) is at or past the end of data's

@@ -25,6 +25,9 @@ func TestBuiltinSuitesParse(t *testing.T) {
 			t.Errorf("suite file %s names itself %q", n, s.Name)
 		}
 	}
+	if s, _ := Load("lustre-lookup"); s == nil || s.Target != TargetLustre || s.LustreTree == "" {
+		t.Errorf("lustre-lookup: %+v, want a lustre suite with its own tree", s)
+	}
 	s, _ := Load("smoke")
 	if s.Target != TargetTmpfs || len(s.Tests) < 5 {
 		t.Errorf("smoke: target %s, %d tests", s.Target, len(s.Tests))
@@ -74,6 +77,8 @@ func TestParseErrorsCarryPosition(t *testing.T) {
 		{"syntax", "name: x\ntests: [\n", "f.yaml:3:1: YAML syntax"},
 		{"timeout below duration", "name: x\ntests:\n  - {name: a, workload: stat, duration: 10s, timeout: 5s}\n", "must exceed duration"},
 		{"not a mapping", "- a\n- b\n", "f.yaml:1:1: suite must be a mapping"},
+		{"lustre-tree off lustre", "name: x\nlustre-tree: dirs=1\ntests:\n  - {name: a, run: x}\n", "f.yaml:2:14: lustre-tree is for target lustre"},
+		{"bad lustre-tree", "name: x\ntarget: lustre\nlustre-tree: dirs=1,fils=2\ntests:\n  - {name: a, run: x}\n", "f.yaml:3:14: lustre-tree: namespace: generate spec"},
 	}
 	for _, c := range cases {
 		_, err := Parse("f.yaml", []byte(c.src))

@@ -38,7 +38,7 @@ func runHistory(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kregress history: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		hint(stderr, "history")
 		return exitInfra
 	}
 	if len(roots) > 0 && !*rebuild {

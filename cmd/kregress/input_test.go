@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
 )
@@ -150,5 +152,60 @@ func TestVerdictBeforeRecordError(t *testing.T) {
 			!strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "result.json") {
 			t.Errorf("json %v: exit %d\nstdout %q\nstderr %q", asJSON, code, stdout, stderr)
 		}
+	}
+}
+
+// TestArgErrorsOneLine: a missing or extra argument is one error line and
+// a pointer to --help, not the whole usage, on every subcommand.
+func TestArgErrorsOneLine(t *testing.T) {
+	for _, args := range [][]string{{"parse"}, {"report"}, {"history", "extra"}, {"run"}, {"test"}, {"build"}} {
+		code, stdout, stderr := runMain(t, args...)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		if code != exitInfra || stdout != "" || len(lines) != 2 || !strings.HasPrefix(lines[1], "(run 'kregress "+args[0]+" --help'") {
+			t.Errorf("kregress %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
+
+// TestSeriesVerdictBeforeRecordError: the same for "kregress test".
+func TestSeriesVerdictBeforeRecordError(t *testing.T) {
+	src := t.TempDir()
+	defer func(old func(context.Context, job.SeriesSpec) (*results.SeriesResult, string, error)) {
+		testSeries = old
+	}(testSeries)
+	testSeries = func(ctx context.Context, spec job.SeriesSpec) (*results.SeriesResult, string, error) {
+		res := &results.SeriesResult{Status: results.StatusRegression, Series: spec.Build.Series, Source: spec.Build.Source,
+			Base: &results.Step{Verdict: results.VerdictPass}, Patches: []*results.PatchVerdict{{Index: 1, Subject: "the bad one", Step: results.Step{Verdict: results.VerdictCrash}}}}
+		return res, filepath.Join(spec.Out, "series-x"), errors.New("results: write out/series-x/result.json: no space left on device")
+	}
+	code, stdout, stderr := runMain(t, "test", "--source", src, "--series", src, "--out", t.TempDir())
+	if code != exitInfra || !strings.Contains(stdout, "the bad one") || !strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+}
+
+// TestFullDiskVerdictFirst: on a real full filesystem (a 64 KiB tmpfs,
+// filled) the verdict is printed, then one line says result.json could
+// not be written, exit 2. The run ends early (no guest agent), so no VM
+// boots. Needs root to mount the tmpfs.
+func TestFullDiskVerdictFirst(t *testing.T) {
+	kernel := testkernel.Debian(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs root): %v", err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	fill, _ := os.Create(filepath.Join(dir, "fill"))
+	for {
+		if _, err := fill.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	fill.Close()
+	t.Setenv("KREGRESS_AGENT", filepath.Join(t.TempDir(), "no-agent"))
+	code, stdout, stderr := runMain(t, "run", "--kernel", kernel, "--out", filepath.Join(dir, "out"))
+	if code != exitInfra || !strings.Contains(stdout, "status   INFRA") || !strings.Contains(stdout, "no-agent") ||
+		!strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left on device") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 }

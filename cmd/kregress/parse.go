@@ -42,7 +42,7 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "kregress parse: no log files given")
-		fs.Usage()
+		hint(stderr, "parse")
 		return exitInfra
 	}
 	// Check every input first, so bad input changes nothing on stdout.

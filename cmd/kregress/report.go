@@ -38,7 +38,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "kregress report: give one run or series directory")
-		fs.Usage()
+		hint(stderr, "report")
 		return exitInfra
 	}
 	if *htmlOut == "" && *junitOut == "" && *kcidbOut == "" && *emailOut == "" {

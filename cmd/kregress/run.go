@@ -51,6 +51,12 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// withTimeout bounds ctx by the --timeout flag; when it expires, what ends
+// (a VM, a test) says so instead of "context deadline exceeded".
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %v expired", d))
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
@@ -63,6 +69,8 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -119,6 +127,9 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	for _, s := range loaded {
 		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
 			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR, or build them with --build --client TREE", s.Name)
@@ -140,11 +151,19 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 
 	prog := progress.New(stderr, vf.verbose)
 	defer prog.Done()
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		return bad("%v", err)
+	}
+	buildKernel, runOne := build.Build, runJob
+	if ex != nil {
+		buildKernel, runOne = ex.Build, ex.Run
+	}
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
 	var builtTree build.KernelTree
@@ -152,7 +171,7 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	phase = phaseBuild
 	if *doBuild && bf.source != "" {
 		req.Progress = prog
-		br, err := build.Build(ctx, req)
+		br, err := buildKernel(ctx, req)
 		if err != nil {
 			prog.Done()
 			failf(stderr, "run", "%v", err)
@@ -215,7 +234,7 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
 				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
 			}
-			res, dir, err := runJob(ctx, spec)
+			res, dir, err := runOne(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"os"
 	"strings"
@@ -21,6 +20,9 @@ func init() {
 	})
 }
 
+// testSeries tests a series; tests replace it, as runJob.
+var testSeries = job.TestSeries
+
 func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", "(--source PATH [--base REF] | --kernel BZIMAGE) (--series PATH | --client TREE --client-series PATH) [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
@@ -29,6 +31,8 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
 	kernel := fs.String("kernel", "", "distribution kernel `BZIMAGE` (e.g. /boot/vmlinuz-6.1.0-56-amd64, its headers installed) that every step boots instead of a kernel built from --source; needs --client-series")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -71,25 +75,38 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
 	run.Progress = prog.Printf
-	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
+	res, dir, err := testSeries(ctx, job.SeriesSpec{
+		Executor: ex,
+		Build:    req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
 		Command:  "kregress test " + strings.Join(args, " "),
 		Run:      run,
 		Progress: prog.Printf,
 		Kernel:   *kernel, Client: client, ClientSeries: bf.clientSeries != "",
 	})
 	prog.Done()
-	if err != nil {
+	if res == nil {
 		return bad("%v", err)
 	}
+	// The verdict first, even when its record could not be written.
 	results.SeriesSummary(stdout, res, dir)
+	if err != nil {
+		return bad("the verdict above could not be recorded in %s: %v", dir, err)
+	}
 	switch res.Status {
 	case results.StatusPass:
 		return exitOK
