@@ -122,8 +122,10 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	host, _ := os.Hostname()
 	res := &results.Result{
 		Status:     results.StatusInfra,
+		Host:       host,
 		Kernel:     spec.Kernel,
 		Suite:      spec.Suite.Name,
 		Started:    time.Now().UTC(),

@@ -43,9 +43,11 @@ func (s Status) Failed() bool { return s != StatusPass && s != StatusSkip }
 
 // Result is the content of result.json.
 type Result struct {
-	Status      Status `json:"status"`           // pass, fail, crash, infra
-	Reason      string `json:"reason,omitempty"` // why, for anything but pass
-	Outcome     string `json:"outcome,omitempty"`
+	Status  Status `json:"status"`           // pass, fail, crash, infra
+	Reason  string `json:"reason,omitempty"` // why, for anything but pass
+	Outcome string `json:"outcome,omitempty"`
+	// Host is the machine that ran the VM (a cluster node).
+	Host        string `json:"host,omitempty"`
 	Accel       string `json:"accel"`
 	AccelReason string `json:"accel_reason,omitempty"`
 	// Boot is how QEMU entered the kernel: "pvh" (the bzImage's vmlinux,

@@ -62,6 +62,8 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -106,6 +108,9 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	for _, s := range loaded {
 		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
 			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR", s.Name)
@@ -124,12 +129,20 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 
 	prog := progress.New(stderr, vf.verbose)
 	defer prog.Done()
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		return bad("%v", err)
+	}
+	buildKernel, runOne := build.Build, runJob
+	if ex != nil {
+		buildKernel, runOne = ex.Build, ex.Run
+	}
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
 	phase = phaseBuild
 	if *doBuild {
 		req.Progress = prog
-		br, err := build.Build(ctx, req)
+		br, err := buildKernel(ctx, req)
 		if err != nil {
 			prog.Done()
 			failf(stderr, "run", "%v", err)
@@ -162,7 +175,7 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
 				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
 			}
-			res, dir, err := runJob(ctx, spec)
+			res, dir, err := runOne(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
 	}

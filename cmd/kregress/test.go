@@ -29,6 +29,8 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	var vf vmFlags
 	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -52,6 +54,9 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
@@ -59,8 +64,14 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
 	run.Progress = prog.Printf
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
 	res, dir, err := testSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+		Executor: ex,
+		Build:    req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
 		Command:  "kregress test " + strings.Join(args, " "),
 		Run:      run,
 		Progress: prog.Printf,
