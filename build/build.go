@@ -128,6 +128,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	root, src, patches, applied := tree.root, tree.src, tree.patches, tree.applied
 	defer src.release()
+	ctx = src.lk.held(ctx)
 	touched := map[string]bool{}
 	for _, p := range applied {
 		if p.Status == Applied {
@@ -152,6 +153,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer blk.unlock()
+	ctx = blk.held(ctx)
 	res := &Result{
 		Key: key, Dir: dir, Source: src.dir, Base: src.baseID,
 		Patches: applied, Dropped: cfg.dropped, KconfigWarnings: cfg.warnings,
@@ -303,7 +305,7 @@ func applyRequest(ctx context.Context, req *Request, st *status) (*appliedTree, 
 	if err != nil {
 		return nil, err
 	}
-	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), patches, st)
+	applied, err := applySeries(src.lk.held(ctx), src, filepath.Join(root, "tmp"), patches, st)
 	if err != nil {
 		src.release()
 		return nil, err

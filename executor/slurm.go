@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc"
+
 	"github.com/kregress/kregress/images"
 )
 
@@ -387,7 +389,7 @@ func (s *Slurm) cmd(ctx context.Context, name string, args ...string) (string, e
 }
 
 func (s *Slurm) cmdIn(ctx context.Context, stdin, name string, args ...string) (string, error) {
-	c := exec.CommandContext(ctx, name, args...)
+	c := proc.Command(ctx, name, args...)
 	c.Env = append(os.Environ(), s.Env...)
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"github.com/kregress/kregress/bisect"
 	"github.com/kregress/kregress/build"
@@ -150,7 +151,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	c := &results.Culprit{ID: br.Culprit, Subject: br.Subject, Author: br.Author}
 	parent := ""
 	if gitMode {
-		if out, err := exec.CommandContext(ctx, "git", "-C", spec.Build.Source, "rev-parse", br.Culprit+"^").Output(); err == nil {
+		if out, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", br.Culprit+"^").Output(); err == nil {
 			parent = strings.TrimSpace(string(out))
 		}
 	} else {
@@ -210,7 +211,7 @@ func (t *bisectTester) label(id string) string {
 		}
 	} else {
 		l = shortHash(id)
-		if out, err := exec.Command("git", "-C", t.spec.Build.Source, "log", "-1", "--format=%s", id).Output(); err == nil {
+		if out, err := proc.Command(context.Background(), "git", "-C", t.spec.Build.Source, "log", "-1", "--format=%s", id).Output(); err == nil {
 			l += " " + strings.TrimSpace(string(out))
 		}
 	}

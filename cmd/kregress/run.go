@@ -50,6 +50,12 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// withTimeout bounds ctx by the --timeout flag; when it expires, what ends
+// (a VM, a test) says so instead of "context deadline exceeded".
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %v expired", d))
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
@@ -124,7 +130,7 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 
 	prog := progress.New(stderr, vf.verbose)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"strings"
 	"time"
@@ -59,7 +58,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
