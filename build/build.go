@@ -128,6 +128,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	root, src, patches, applied := tree.root, tree.src, tree.patches, tree.applied
 	defer src.release()
+	ctx = src.lk.held(ctx)
 	touched := map[string]bool{}
 	for _, p := range applied {
 		if p.Status == Applied {
@@ -152,6 +153,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer blk.unlock()
+	ctx = blk.held(ctx)
 	res := &Result{
 		Key: key, Dir: dir, Source: src.dir, Base: src.baseID,
 		Patches: applied, Dropped: cfg.dropped, KconfigWarnings: cfg.warnings,
@@ -303,7 +305,7 @@ func applyRequest(ctx context.Context, req *Request, st *status) (*appliedTree, 
 	if err != nil {
 		return nil, err
 	}
-	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), patches, st)
+	applied, err := applySeries(src.lk.held(ctx), src, filepath.Join(root, "tmp"), patches, st)
 	if err != nil {
 		src.release()
 		return nil, err
@@ -478,7 +480,7 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 	if err := os.WriteFile(dotConfig, merged, 0o644); err != nil {
 		return nil, fmt.Errorf("build: writing merged config: %w", err)
 	}
-	st.phase("config", fmt.Sprintf("make olddefconfig (%s + %s)", base, strings.Join(req.Configs, " + ")))
+	st.phase("config", "make olddefconfig ("+configLabel(base, req.Configs)+")")
 	var out bytes.Buffer
 	if _, err := runMake(ctx, src.dir, env, append(args, "olddefconfig"), "", &out, nil); err != nil {
 		return nil, fmt.Errorf("build: make olddefconfig: %w\n%s", err, out.String())
@@ -501,4 +503,10 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 		return nil, err
 	}
 	return res, nil
+}
+
+// configLabel names a config for a person: the base and the fragments
+// merged into it, "tinyconfig + lockdep"; the base alone without any.
+func configLabel(base string, fragments []string) string {
+	return strings.Join(append([]string{base}, fragments...), " + ")
 }

@@ -405,3 +405,13 @@ func BenchmarkIncrementalBuild(b *testing.B) {
 		b.Logf("patches 1-%d: %s, incremental=%v, %d steps", 2+i%2, r.Duration, r.Incremental, r.Compiled)
 	}
 }
+
+// TestConfigLabel: no "(tinyconfig + )" when no fragment is given.
+func TestConfigLabel(t *testing.T) {
+	if got := configLabel("tinyconfig", nil); got != "tinyconfig" {
+		t.Errorf("no fragments: %q", got)
+	}
+	if got := configLabel("defconfig", []string{"qemu-minimal", "lockdep"}); got != "defconfig + qemu-minimal + lockdep" {
+		t.Errorf("two fragments: %q", got)
+	}
+}

@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // source is a private work tree in the cache, locked for one build.
@@ -54,6 +55,7 @@ func prepareTarball(ctx context.Context, root, tarball string, st *status) (*sou
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.lk.held(ctx)
 	marker := filepath.Join(s.dir, ".git", completeMarker)
 	if data, err := os.ReadFile(marker); err == nil {
 		s.base = strings.TrimSpace(string(data))
@@ -168,6 +170,7 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.lk.held(ctx)
 	if _, err := os.Stat(filepath.Join(s.dir, ".git", completeMarker)); err != nil {
 		st.phase("source", "creating a private clone of "+repo)
 		if err := cloneShared(ctx, repo, s.dir); err != nil {
@@ -260,7 +263,7 @@ func gitEnv() []string {
 // run runs a short command in dir and returns its stdout; the error
 // carries the command and its stderr.
 func run(ctx context.Context, dir string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := proc.Command(ctx, args[0], args[1:]...)
 	cmd.Dir = dir
 	if env != nil {
 		cmd.Env = env

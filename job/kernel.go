@@ -27,7 +27,11 @@ func (s *Spec) UseBuild(br *build.Result) (closeSymbolizer func()) {
 		}
 	}
 	s.Symbolizer = nil
-	if sym, err := symbolize.New(br.Vmlinux, s.ModulesDir); err == nil {
+	var modDirs []string
+	if s.ModulesDir != "" {
+		modDirs = append(modDirs, s.ModulesDir)
+	}
+	if sym, err := symbolize.New(br.Vmlinux, modDirs...); err == nil {
 		s.Symbolizer = sym
 		return func() { sym.Close() }
 	}

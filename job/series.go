@@ -77,8 +77,10 @@ func (Local) Run(ctx context.Context, spec Spec) (*results.Result, string, error
 // be read, a source that is not a kernel tree, and a series that does not
 // apply from its first patch (meant for another tree). A series whose
 // patch j > 1 does not apply is a result: patches j and later are no-apply
-// (none of them is built).
-func TestSeries(ctx context.Context, spec SeriesSpec) (*results.SeriesResult, string, error) {
+// (none of them is built). When its result.json cannot be written (a full
+// disk) the result and directory come back with the error, so the caller
+// can still show the verdict.
+func TestSeries(ctx context.Context, spec SeriesSpec) (_ *results.SeriesResult, _ string, err error) {
 	if spec.Progress == nil {
 		spec.Progress = func(string, ...any) {}
 	}
@@ -133,7 +135,9 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (*results.SeriesResult, st
 	defer func() {
 		if keep {
 			res.WallSeconds = time.Since(start).Seconds()
-			writeJSON(dir, res)
+			if werr := writeJSON(dir, res); werr != nil && err == nil {
+				err = fmt.Errorf("recording the series' verdict: %w", werr)
+			}
 		}
 	}()
 	if !BaseUsable(base) {

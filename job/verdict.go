@@ -31,9 +31,10 @@ func RunIsInfra(r SuiteRun) bool {
 }
 
 // runNoBoot reports whether the run is a kernel that did not boot to the
-// agent (and did not crash).
+// agent (and did not crash): its VM timed out or ended before it booted. A
+// VM that ends after booting is infrastructure unless it crashed.
 func runNoBoot(r *results.Result) bool {
-	return r.Status == results.StatusInfra && len(r.Crashes) == 0 &&
+	return r.Status == results.StatusInfra && len(r.Crashes) == 0 && r.BootSeconds == 0 &&
 		(r.Outcome == string(runner.OutcomeBootTimeout) || r.Outcome == string(runner.OutcomeExited))
 }
 

@@ -359,6 +359,8 @@ func TestJudgeStep(t *testing.T) {
 		{"newly failing, sorted", base, nil, ok(fakeRun(results.StatusFail, "b", results.StatusFail, "a", results.StatusCrash)), results.VerdictFail, "newly failing: s/a, s/b"},
 		{"base failing", nil, nil, ok(fakeRun(results.StatusFail, "a", results.StatusFail)), results.VerdictFail, "failing on the base: s/a"},
 		{"base skipping", nil, nil, ok(fakeRun(results.StatusPass, "a", results.StatusSkip)), results.VerdictPass, ""},
+		{"VM ended before booting", base, nil, ok(&results.Result{Status: results.StatusInfra, Outcome: string(runner.OutcomeExited), Reason: "QEMU exited"}), results.VerdictNoBoot, "QEMU exited"},
+		{"VM ended after booting", base, nil, ok(&results.Result{Status: results.StatusInfra, Outcome: string(runner.OutcomeExited), BootSeconds: 2.5, Reason: "QEMU killed by signal 9"}), results.VerdictInfra, "signal 9"},
 	} {
 		st := JudgeStep(c.base, c.err, c.runs)
 		if st.Verdict != c.verdict || !strings.Contains(st.Message, c.message) {

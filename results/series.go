@@ -99,9 +99,17 @@ type FirstBad struct {
 	Reproduce string  `json:"reproduce"`
 }
 
+// listOrNone joins a list for a person: "none" when it is empty.
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, ",")
+}
+
 // SeriesSummary writes the verdict table.
 func SeriesSummary(w io.Writer, r *SeriesResult, dir string) {
-	fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, strings.Join(r.Configs, ","), strings.Join(r.Suites, ","))
+	fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
 	row := func(idx, subject string, s *Step) {
 		extra := ""
 		for _, c := range s.Crashes {

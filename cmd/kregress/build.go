@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/kconfig"
 )
 
@@ -37,16 +39,29 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.jobs, "j", 0, "make -j (default: CPUs + 1)")
 }
 
-// request turns the flags into a build request.
-func (b *buildFlags) request(progress io.Writer) (build.Request, error) {
+// request turns the flags into a build request (without Progress), after
+// checking what can be checked without work: the source exists and every
+// config names a preset or a readable fragment.
+func (b *buildFlags) request() (build.Request, error) {
 	if b.source == "" {
 		return build.Request{}, errors.New("--source is required")
+	}
+	if _, err := os.Stat(b.source); err != nil {
+		return build.Request{}, fmt.Errorf("--source: %w", err)
+	}
+	for _, c := range b.configs {
+		if _, err := kconfig.Load(c); err != nil {
+			return build.Request{}, fmt.Errorf("--config: %w", err)
+		}
+	}
+	if b.jobs < 0 {
+		return build.Request{}, fmt.Errorf("-j %d: want 0 (CPUs + 1) or more", b.jobs)
 	}
 	return build.Request{
 		Source: b.source, Base: b.base, Series: b.series,
 		BaseConfig: b.baseConfig, Configs: b.configs,
 		ExternalModules: b.modules, ConfigureArgs: b.configureArgs,
-		Jobs: b.jobs, Progress: progress,
+		Jobs: b.jobs,
 	}, nil
 }
 
@@ -63,29 +78,32 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 	var bf buildFlags
 	bf.register(fs)
 	out := fs.String("out", "", "also copy bzImage, vmlinux, .config, System.map and the modules into this folder")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kregress build: unexpected arguments %q\n", fs.Args())
+		failf(stderr, "build", "unexpected arguments %q", fs.Args())
 		return exitInfra
 	}
-	req, err := bf.request(stderr)
+	req, err := bf.request()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress build: %v\n", err)
-		fs.Usage()
+		failf(stderr, "build", "%v", err)
+		hint(stderr, "build")
 		return exitInfra
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	prog := progress.New(stderr, true)
+	req.Progress = prog
 	res, err := build.Build(ctx, req)
+	prog.Done()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress build: %v\n", err)
+		failf(stderr, "build", "%v", err)
 		return buildExit(err)
 	}
 	if *out != "" {
 		if res, err = build.Export(ctx, res, *out); err != nil {
-			fmt.Fprintf(stderr, "kregress build: %v\n", err)
+			failf(stderr, "build", "%v", err)
 			return exitInfra
 		}
 	}

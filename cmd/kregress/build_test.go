@@ -9,9 +9,9 @@ import (
 )
 
 func TestBuildCommandUsage(t *testing.T) {
-	code, _, stderr := runMain(t, "build", "--help")
-	if code != exitOK || !strings.Contains(stderr, "usage: kregress build --source PATH") || !strings.Contains(stderr, "qemu-minimal") {
-		t.Errorf("build --help: code %d, stderr %q", code, stderr)
+	code, stdout, stderr := runMain(t, "build", "--help")
+	if code != exitOK || !strings.Contains(stdout, "usage: kregress build --source PATH") || !strings.Contains(stdout, "qemu-minimal") {
+		t.Errorf("build --help: code %d, stdout %q", code, stdout)
 	}
 	code, _, stderr = runMain(t, "build")
 	if code != exitInfra || !strings.Contains(stderr, "--source is required") {
