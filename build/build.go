@@ -2,9 +2,9 @@
 // ref and a patch series, with configuration fragments merged on a base
 // config, and out-of-tree modules built against it.
 //
-// Sources are never touched: a git tree is used through a private git
-// worktree in the cache, a tarball is extracted once into the cache and
-// committed to a private repository there. Patches are applied in that
+// Sources are never touched: a git tree is used through a private clone in
+// the cache that borrows its objects, a tarball is extracted once into the
+// cache and committed to a private repository there. Patches are applied in that
 // private tree and removed again before the next build. Build directories
 // (make O=) are cached by (base commit or tarball digest, final .config
 // digest), so building the next patch of a series is an incremental build;
@@ -14,7 +14,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/internal/cache"
 	"github.com/kregress/kregress/kconfig"
+	"github.com/kregress/kregress/results"
 )
 
 // Request says what to build.
@@ -55,7 +56,7 @@ type Request struct {
 	// ConfigureArgs are extra arguments for autotools module trees'
 	// configure, after --with-linux, --with-linux-obj and --disable-server.
 	ConfigureArgs []string
-	// CacheDir is the cache root; "" means CacheRoot().
+	// CacheDir is the cache root; "" means cache.Root().
 	CacheDir string
 	// Jobs is make's -j; 0 means the number of CPUs plus one.
 	Jobs int
@@ -110,60 +111,24 @@ type Result struct {
 // Build builds req: prepares the private source tree, applies the series,
 // merges and checks the config, runs make (bzImage, modules,
 // modules_install) in the cached build folder, and builds the external
-// modules. Bad input gives an error before anything is changed; a patch
+// modules. Bad input gives an *InputError before anything is changed; a patch
 // that does not apply gives an *ApplyError and leaves the cache as it was;
 // a failed compile gives a *CompileError.
 func Build(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	st := newStatus(req.Progress)
 	defer st.done()
-	if req.Source == "" {
-		return nil, errors.New("build: no source given")
-	}
-	for _, c := range req.Configs {
-		if _, err := kconfig.Load(c); err != nil {
-			return nil, fmt.Errorf("build: config %q: %w", c, err)
-		}
-	}
-	for _, m := range req.ExternalModules {
-		if fi, err := os.Stat(m); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("build: external module tree %q is not a folder", m)
-		}
-	}
-	root := req.CacheDir
-	if root == "" {
-		var err error
-		if root, err = CacheRoot(); err != nil {
-			return nil, err
-		}
-	}
-	root, err := filepath.Abs(root)
-	if err != nil {
-		return nil, fmt.Errorf("build: cache folder: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("build: creating cache folder: %w", err)
-	}
 	jobs := req.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU() + 1
 	}
-
-	// Read the series before touching anything.
-	patches, err := readRequestSeries(ctx, &req)
+	tree, err := applyRequest(ctx, &req, st)
 	if err != nil {
 		return nil, err
 	}
-
-	src, err := prepareSource(ctx, root, &req, st)
-	if err != nil {
-		return nil, err
-	}
+	root, src, patches, applied := tree.root, tree.src, tree.patches, tree.applied
 	defer src.release()
-	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), patches, st)
-	if err != nil {
-		return nil, err
-	}
+	ctx = src.lk.held(ctx)
 	touched := map[string]bool{}
 	for _, p := range applied {
 		if p.Status == Applied {
@@ -188,6 +153,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer blk.unlock()
+	ctx = blk.held(ctx)
 	res := &Result{
 		Key: key, Dir: dir, Source: src.dir, Base: src.baseID,
 		Patches: applied, Dropped: cfg.dropped, KconfigWarnings: cfg.warnings,
@@ -207,7 +173,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	os.Remove(filepath.Join(dir, completeMarker))
 	if !bytes.Equal(old, cfg.final) {
-		if err := writeFileAtomic(res.Config, cfg.final); err != nil {
+		if err := results.WriteAtomic(res.Config, cfg.final); err != nil {
 			return nil, fmt.Errorf("build: writing %s: %w", res.Config, err)
 		}
 	}
@@ -276,7 +242,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	for _, m := range req.ExternalModules {
 		if !modules {
-			return nil, fmt.Errorf("build: external module tree %s needs CONFIG_MODULES=y in the final config", m)
+			return nil, badInput("build: external module tree %s needs CONFIG_MODULES=y in the final config", m)
 		}
 		er, err := buildExternal(ctx, m, src, res, &req, env, vars, jobs, log, st)
 		if err != nil {
@@ -285,10 +251,6 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		res.External = append(res.External, *er)
 	}
 	res.Duration = time.Since(start)
-	j, _ := json.MarshalIndent(res, "", "  ")
-	if err := writeFileAtomic(filepath.Join(dir, "kregress-build.json"), j); err != nil {
-		return nil, fmt.Errorf("build: writing build record: %w", err)
-	}
 	if err := os.WriteFile(filepath.Join(dir, completeMarker), []byte(seriesDigest(patches)+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("build: writing completion marker: %w", err)
 	}
@@ -296,24 +258,107 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-func readRequestSeries(ctx context.Context, req *Request) ([]Patch, error) {
-	var patches []Patch
-	if req.Series != "" {
-		if _, err := os.Stat(req.Series); err == nil {
-			p, err := ReadSeries(req.Series)
-			if err != nil {
-				return nil, err
-			}
-			patches = p
-		} else if fi, serr := os.Stat(req.Source); serr == nil && fi.IsDir() && strings.Contains(req.Series, "..") {
-			p, err := SeriesFromGit(ctx, req.Source, req.Series)
-			if err != nil {
-				return nil, err
-			}
-			patches = p
-		} else {
-			return nil, fmt.Errorf("build: series %q is not a file, a folder, or a git range in a git source", req.Series)
+// CheckApply applies req's series (Series, then Patches) to a clean private
+// tree of its source and resets the tree, building nothing: it tells in
+// seconds whether the series applies. A patch that does not apply gives an
+// *ApplyError, bad input an *InputError; the cache keeps only the
+// prepared source tree.
+func CheckApply(ctx context.Context, req Request) ([]PatchResult, error) {
+	st := newStatus(req.Progress)
+	defer st.done()
+	tree, err := applyRequest(ctx, &req, st)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.src.release()
+	if err := tree.src.reset(ctx); err != nil {
+		return nil, err
+	}
+	return tree.applied, nil
+}
+
+// appliedTree is a locked private source tree with a request's series
+// applied.
+type appliedTree struct {
+	root    string // the cache root
+	src     *source
+	patches []Patch
+	applied []PatchResult
+}
+
+// applyRequest checks req (bad input before anything is touched), reads
+// its series, prepares the private source tree and applies the series to
+// it. The caller releases tree.src.
+func applyRequest(ctx context.Context, req *Request, st *status) (*appliedTree, error) {
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
+	root, err := cacheRoot(req)
+	if err != nil {
+		return nil, err
+	}
+	patches, err := readRequestSeries(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	src, err := prepareSource(ctx, root, req, st)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := applySeries(src.lk.held(ctx), src, filepath.Join(root, "tmp"), patches, st)
+	if err != nil {
+		src.release()
+		return nil, err
+	}
+	return &appliedTree{root: root, src: src, patches: patches, applied: applied}, nil
+}
+
+// checkRequest finds what makes req unworkable before anything is done:
+// every such error is an *InputError.
+func checkRequest(req *Request) error {
+	if req.Source == "" {
+		return badInput("build: no source given")
+	}
+	if _, err := os.Stat(req.Source); err != nil {
+		return badInput("build: source: %w", err)
+	}
+	for _, c := range req.Configs {
+		if _, err := kconfig.Load(c); err != nil {
+			return badInput("build: config %q: %w", c, err)
 		}
+	}
+	for _, m := range req.ExternalModules {
+		if fi, err := os.Stat(m); err != nil || !fi.IsDir() {
+			return badInput("build: external module tree %q is not a folder", m)
+		}
+	}
+	return nil
+}
+
+// cacheRoot returns req's cache root (cache.Root when unset), absolute,
+// with its tmp folder made.
+func cacheRoot(req *Request) (string, error) {
+	root := req.CacheDir
+	if root == "" {
+		var err error
+		if root, err = cache.Root(); err != nil {
+			return "", fmt.Errorf("build: %w", err)
+		}
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("build: cache folder: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
+		return "", fmt.Errorf("build: creating cache folder: %w", err)
+	}
+	return root, nil
+}
+
+func readRequestSeries(ctx context.Context, req *Request) ([]Patch, error) {
+	patches, err := LoadSeries(ctx, req.Source, req.Series)
+	if err != nil {
+		return nil, err
 	}
 	patches = append(patches, req.Patches...)
 	// A prefix of a series handed over as Patches keeps its numbers
@@ -405,14 +450,14 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 			return nil, fmt.Errorf("build: base config: %w", err)
 		}
 		if _, err := kconfig.ParseFragment(base, data); err != nil {
-			return nil, fmt.Errorf("build: base config: %w", err)
+			return nil, badInput("build: base config: %w", err)
 		}
 		if err := os.WriteFile(dotConfig, data, 0o644); err != nil {
 			return nil, fmt.Errorf("build: writing base config: %w", err)
 		}
 	} else {
 		if !strings.HasSuffix(base, "config") || strings.ContainsAny(base, "/= ") {
-			return nil, fmt.Errorf("build: base config %q is neither a file nor a make *config target", base)
+			return nil, badInput("build: base config %q is neither a file nor a make *config target", base)
 		}
 		st.phase("config", "make "+base)
 		if _, err := runMake(ctx, src.dir, env, append(args, base), "", nil, nil); err != nil {
@@ -435,7 +480,7 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 	if err := os.WriteFile(dotConfig, merged, 0o644); err != nil {
 		return nil, fmt.Errorf("build: writing merged config: %w", err)
 	}
-	st.phase("config", fmt.Sprintf("make olddefconfig (%s + %s)", base, strings.Join(req.Configs, " + ")))
+	st.phase("config", "make olddefconfig ("+configLabel(base, req.Configs)+")")
 	var out bytes.Buffer
 	if _, err := runMake(ctx, src.dir, env, append(args, "olddefconfig"), "", &out, nil); err != nil {
 		return nil, fmt.Errorf("build: make olddefconfig: %w\n%s", err, out.String())
@@ -458,4 +503,10 @@ func makeConfig(ctx context.Context, root string, src *source, req *Request, env
 		return nil, err
 	}
 	return res, nil
+}
+
+// configLabel names a config for a person: the base and the fragments
+// merged into it, "tinyconfig + lockdep"; the base alone without any.
+func configLabel(base string, fragments []string) string {
+	return strings.Join(append([]string{base}, fragments...), " + ")
 }

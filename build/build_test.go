@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/internal/cache"
 	"github.com/kregress/kregress/kconfig"
 )
 
@@ -24,6 +25,9 @@ const tarball = "/usr/src/linux-source-6.1.tar.xz"
 // second run) reuses the extracted tree and the build folders.
 func needKernelSource(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds or prepares a kernel tree: not in -short mode")
+	}
 	if _, err := os.Stat(tarball); err != nil {
 		t.Skipf("skipping: needs %s (Debian package linux-source-6.1): %v", tarball, err)
 	}
@@ -32,7 +36,7 @@ func needKernelSource(t testing.TB) string {
 			t.Skipf("skipping: needs %s to build a kernel", tool)
 		}
 	}
-	root, err := CacheRoot()
+	root, err := cache.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,5 +403,15 @@ func BenchmarkIncrementalBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("patches 1-%d: %s, incremental=%v, %d steps", 2+i%2, r.Duration, r.Incremental, r.Compiled)
+	}
+}
+
+// TestConfigLabel: no "(tinyconfig + )" when no fragment is given.
+func TestConfigLabel(t *testing.T) {
+	if got := configLabel("tinyconfig", nil); got != "tinyconfig" {
+		t.Errorf("no fragments: %q", got)
+	}
+	if got := configLabel("defconfig", []string{"qemu-minimal", "lockdep"}); got != "defconfig + qemu-minimal + lockdep" {
+		t.Errorf("two fragments: %q", got)
 	}
 }

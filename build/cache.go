@@ -11,23 +11,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-)
 
-// CacheRoot returns the cache folder: $KREGRESS_CACHE, else
-// $XDG_CACHE_HOME/kregress, else ~/.cache/kregress.
-func CacheRoot() (string, error) {
-	if d := os.Getenv("KREGRESS_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "kregress"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("build: no cache folder: KREGRESS_CACHE, XDG_CACHE_HOME and HOME are all unset: %w", err)
-	}
-	return filepath.Join(home, ".cache", "kregress"), nil
-}
+	"github.com/kregress/kregress/internal/proc"
+)
 
 // lockFile holds an flock on a file until unlock.
 type lockFile struct{ f *os.File }
@@ -63,6 +49,11 @@ func lock(ctx context.Context, path string, st *status) (*lockFile, error) {
 	}
 }
 
+// held returns ctx under which every child process (package proc) keeps
+// the lock open too, so that it is released only when the last process of
+// the build is gone, even if kregress is killed.
+func (l *lockFile) held(ctx context.Context) context.Context { return proc.WithHeld(ctx, l.f) }
+
 func (l *lockFile) unlock() {
 	if l != nil && l.f != nil {
 		syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
@@ -91,13 +82,4 @@ func digest(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// writeFileAtomic writes data to path through a temporary file and rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

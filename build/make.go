@@ -10,8 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Diagnostic is one compiler or linker message from the build.
@@ -98,16 +98,14 @@ type makeRun struct {
 	tail     []string
 }
 
-// runMake runs make with args in dir, in its own process group so that a
-// cancelled ctx kills every compiler it started. Every output line goes to
-// log (if not nil) and is parsed for progress and diagnostics.
+// runMake runs make with args in dir (through package proc, so that a
+// cancelled ctx, or kregress dying, kills every compiler it started).
+// Every output line goes to log (if not nil) and is parsed for progress and
+// diagnostics.
 func runMake(ctx context.Context, dir string, env []string, args []string, srctree string, log io.Writer, st *status) (*makeRun, error) {
-	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd := proc.Command(ctx, "make", args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

@@ -9,12 +9,13 @@ import (
 	"mime"
 	"net/mail"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Patch is one patch of a series.
@@ -48,13 +49,73 @@ var (
 	mboxFromRe = regexp.MustCompile(`^From \S+ +\w{3} \w{3} [ 0-9]\d \d\d:\d\d:\d\d \d{4}`)
 	tagRe      = regexp.MustCompile(`^\s*\[([^\]]*)\]\s*`)
 	numRe      = regexp.MustCompile(`(\d+)/(\d+)`)
+	coverRe    = regexp.MustCompile(`(?m)^Subject:\s*\[[^\]]*\b0+/\d+\]`)
 	diffFileRe = regexp.MustCompile(`^\+\+\+ (?:b/)?(\S+)`)
 	gitDiffRe  = regexp.MustCompile(`^diff --git a/(\S+) b/(\S+)`)
 )
 
+// SeriesKind is what a series argument names.
+type SeriesKind int
+
+// Series kinds.
+const (
+	// SeriesNone: no series ("").
+	SeriesNone SeriesKind = iota
+	// SeriesPath: an mbox file or a folder of *.patch files.
+	SeriesPath
+	// SeriesGitRange: a range of commits (A..B) in a git source.
+	SeriesGitRange
+)
+
+// KindOfSeries decides what series names for a build of source: a path
+// that exists is a file or folder series; otherwise, with a git source
+// (a folder) and a "..", a git range in it; anything else is bad input.
+// It is the one place that decides, for every command.
+func KindOfSeries(source, series string) (SeriesKind, error) {
+	if series == "" {
+		return SeriesNone, nil
+	}
+	if _, err := os.Stat(series); err == nil {
+		return SeriesPath, nil
+	}
+	if fi, err := os.Stat(source); err == nil && fi.IsDir() && strings.Contains(series, "..") && !strings.HasPrefix(series, "-") {
+		return SeriesGitRange, nil
+	}
+	return SeriesNone, badInput("build: series %q is not a file, a folder, or a git range in a git source", series)
+}
+
+// LoadSeries reads the series that series names for a build of source (see
+// KindOfSeries); nil for "". An unreadable or empty series is an
+// *InputError.
+func LoadSeries(ctx context.Context, source, series string) ([]Patch, error) {
+	kind, err := KindOfSeries(source, series)
+	if err != nil {
+		return nil, err
+	}
+	var patches []Patch
+	switch kind {
+	case SeriesNone:
+		return nil, nil
+	case SeriesPath:
+		patches, err = ReadSeries(series)
+	case SeriesGitRange:
+		patches, err = SeriesFromGit(ctx, source, series)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &InputError{Err: err}
+	}
+	return patches, nil
+}
+
 // ReadSeries reads a patch series from path: an mbox file (as b4 am or git
 // format-patch --stdout write it; a cover letter, a message without a diff,
-// is skipped) or a directory of *.patch files applied in name order.
+// is skipped) or a directory of *.patch files applied in name order. In a
+// directory every *.patch file must hold a diff, or be a cover letter
+// ("[PATCH 0/n]", as git format-patch --cover-letter writes it): any
+// other is an error that names it, never silently dropped.
 func ReadSeries(path string) ([]Patch, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -81,6 +142,7 @@ func ReadSeries(path string) ([]Patch, error) {
 				ms = []message{{data: data}}
 			}
 			ms[0].origin = n
+			ms[0].mustDiff = true
 			msgs = append(msgs, ms[0])
 		}
 	} else {
@@ -102,7 +164,7 @@ func SeriesFromGit(ctx context.Context, repo, rng string) ([]Patch, error) {
 	if strings.HasPrefix(rng, "-") {
 		return nil, fmt.Errorf("build: bad git range %q", rng)
 	}
-	cmd := exec.CommandContext(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", rng)
+	cmd := proc.Command(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", rng)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -119,6 +181,9 @@ func SeriesFromGit(ctx context.Context, repo, rng string) ([]Patch, error) {
 type message struct {
 	data   []byte
 	origin string
+	// mustDiff: a message without a diff is an error unless it is a
+	// cover letter (a file of a series folder).
+	mustDiff bool
 }
 
 // splitMbox splits data at mbox "From " separator lines. Data without any
@@ -154,6 +219,9 @@ func parseMessages(what string, msgs []message) ([]Patch, error) {
 			return nil, err
 		}
 		if len(p.Files) == 0 {
+			if m.mustDiff && !coverRe.Match(m.data) {
+				return nil, fmt.Errorf("build: %s in series %s is not a patch: it holds no diff (no \"+++ b/FILE\" or \"diff --git\" line) and is no [PATCH 0/n] cover letter", m.origin, what)
+			}
 			continue // cover letter or a reply without a diff
 		}
 		patches = append(patches, p)

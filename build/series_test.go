@@ -146,3 +146,33 @@ func TestPrefixKeepsNumbers(t *testing.T) {
 		t.Errorf("unnumbered patches: %v, want [1/2 2/2]", l)
 	}
 }
+
+// TestReadSeriesFolderGarbage: a *.patch file that holds no diff makes the
+// series an error naming that file, instead of being dropped (which made
+// a two-patch series "patch 1/1"); a cover letter is still skipped.
+func TestReadSeriesFolderGarbage(t *testing.T) {
+	names, _ := filepath.Glob("testdata/series/broken/*.patch")
+	if len(names) < 2 {
+		t.Fatalf("want the broken series' patches, found %v", names)
+	}
+	good, _ := os.ReadFile(names[0])
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "0001-good.patch"), good, 0o644)
+	garbage := filepath.Join(dir, "0002-garbage.patch")
+	os.WriteFile(garbage, []byte("this is not a patch\n\x00\x01 random bytes\n"), 0o644)
+	if ps, err := ReadSeries(dir); err == nil || !strings.Contains(err.Error(), garbage) {
+		t.Errorf("garbage .patch: got %d patches, err %v; want an error naming %s", len(ps), err, garbage)
+	}
+	// A mail without a diff that is no cover letter is garbage too.
+	os.WriteFile(garbage, []byte("From: a@b\nSubject: [PATCH 2/2] nothing here\n\njust words\n"), 0o644)
+	if _, err := ReadSeries(dir); err == nil || !strings.Contains(err.Error(), garbage) {
+		t.Errorf("diff-less mail: err %v; want an error naming %s", err, garbage)
+	}
+	// git format-patch --cover-letter's 0000-cover-letter.patch is skipped.
+	os.Remove(garbage)
+	os.WriteFile(filepath.Join(dir, "0000-cover-letter.patch"), []byte("From 1 Mon Sep 17 00:00:00 2001\nFrom: a@b\nSubject: [PATCH 0/1] the series\n\nwhy\n"), 0o644)
+	ps, err := ReadSeries(dir)
+	if err != nil || len(ps) != 1 {
+		t.Errorf("with a cover letter: %d patches, %v", len(ps), err)
+	}
+}

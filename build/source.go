@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // source is a private work tree in the cache, locked for one build.
@@ -23,19 +24,21 @@ type source struct {
 const completeMarker = ".kregress-complete"
 
 // prepareSource returns the locked private work tree for req's source at
-// its base, clean: a git worktree of the user's repository (their tree,
-// index and branches untouched) or the tarball extracted once into the
-// cache and committed to a private repository.
+// its base, clean: a private clone of the user's repository that borrows
+// its objects (their tree, index, branches and .git untouched: no worktree
+// is registered there) or the tarball extracted once into the cache and
+// committed to a private repository. A source that is not a kernel tree is
+// an *InputError, found before anything is made.
 func prepareSource(ctx context.Context, root string, req *Request, st *status) (*source, error) {
 	fi, err := os.Stat(req.Source)
 	if err != nil {
-		return nil, fmt.Errorf("build: source: %w", err)
+		return nil, badInput("build: source: %w", err)
 	}
 	if fi.IsDir() {
 		return prepareGit(ctx, root, req, st)
 	}
 	if req.Base != "" {
-		return nil, fmt.Errorf("build: --base %q given with tarball %s: a tarball is its own base", req.Base, req.Source)
+		return nil, badInput("build: --base %q given with tarball %s: a tarball is its own base", req.Base, req.Source)
 	}
 	return prepareTarball(ctx, root, req.Source, st)
 }
@@ -52,6 +55,7 @@ func prepareTarball(ctx context.Context, root, tarball string, st *status) (*sou
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.lk.held(ctx)
 	marker := filepath.Join(s.dir, ".git", completeMarker)
 	if data, err := os.ReadFile(marker); err == nil {
 		s.base = strings.TrimSpace(string(data))
@@ -91,8 +95,12 @@ func extractTarball(ctx context.Context, tarball, sum, dir string, st *status) e
 	if _, err := run(ctx, tmp, nil, "tar", "-xf", tarball, "--strip-components=1"); err != nil {
 		return fail(fmt.Errorf("build: extracting %s: %w", tarball, err))
 	}
-	if _, err := os.Stat(filepath.Join(tmp, "Makefile")); err != nil {
-		return fail(fmt.Errorf("build: %s does not hold a kernel tree in one top folder (no Makefile after extraction)", tarball))
+	mk, err := os.ReadFile(filepath.Join(tmp, "Makefile"))
+	if err != nil {
+		return fail(badInput("build: %s does not hold a kernel tree in one top folder (no Makefile after extraction)", tarball))
+	}
+	if !isKernelMakefile(mk) {
+		return fail(badInput("build: %s is not a kernel source tarball: its top Makefile sets no VERSION and PATCHLEVEL", tarball))
 	}
 	st.phase("source", "committing the extracted tree to a private repository")
 	env := gitEnv()
@@ -127,32 +135,47 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	}
 	common, err := run(ctx, repo, nil, "git", "rev-parse", "--path-format=absolute", "--git-common-dir")
 	if err != nil {
-		return nil, fmt.Errorf("build: source %s is neither a tarball nor a git tree: %w", repo, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+		}
+		return nil, badInput("build: source %s is neither a tarball nor a git tree: %w", repo, err)
 	}
 	base := req.Base
 	if base == "" {
 		base = "HEAD"
 	}
 	if strings.HasPrefix(base, "-") {
-		return nil, fmt.Errorf("build: bad base ref %q", base)
+		return nil, badInput("build: bad base ref %q", base)
 	}
 	commit, err := run(ctx, repo, nil, "git", "rev-parse", "--verify", "--quiet", base+"^{commit}")
 	if err != nil {
-		return nil, fmt.Errorf("build: base %q is not a commit in %s", base, repo)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+		}
+		return nil, badInput("build: base %q is not a commit in %s", base, repo)
 	}
 	commit = strings.TrimSpace(commit)
-	s := &source{id: "git-" + digest(strings.TrimSpace(common))[:16], base: commit, baseID: commit, repo: repo}
+	// Read-only look at the base's top Makefile: a tree that is not a
+	// kernel is bad input before anything is cloned.
+	mk, err := run(ctx, repo, nil, "git", "cat-file", "blob", commit+":Makefile")
+	if err != nil || !isKernelMakefile([]byte(mk)) {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+		}
+		return nil, badInput("build: source %s is not a kernel tree: %s has no top Makefile setting VERSION and PATCHLEVEL", repo, base)
+	}
+	s := &source{id: "clone-" + digest(strings.TrimSpace(common))[:16], base: commit, baseID: commit, repo: repo}
 	s.dir = filepath.Join(root, "src", s.id)
 	s.lk, err = lock(ctx, s.dir+".lock", st)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := run(ctx, s.dir, nil, "git", "rev-parse", "--is-inside-work-tree"); err != nil {
-		st.phase("source", "creating a private worktree of "+repo)
-		os.RemoveAll(s.dir)
-		if _, err := run(ctx, repo, nil, "git", "worktree", "add", "--detach", "--force", "-q", s.dir, commit); err != nil {
+	ctx = s.lk.held(ctx)
+	if _, err := os.Stat(filepath.Join(s.dir, ".git", completeMarker)); err != nil {
+		st.phase("source", "creating a private clone of "+repo)
+		if err := cloneShared(ctx, repo, s.dir); err != nil {
 			s.lk.unlock()
-			return nil, fmt.Errorf("build: creating worktree of %s at %s: %w", repo, s.dir, err)
+			return nil, err
 		}
 	}
 	if err := s.reset(ctx); err != nil {
@@ -160,6 +183,56 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 		return nil, err
 	}
 	return s, nil
+}
+
+// cloneShared makes dir a private clone of repo that borrows repo's
+// objects (git clone --shared: an alternates file in the clone) without
+// writing anything into repo: no worktree is registered there, no object,
+// ref or config is added. It goes through dir.partial, so an interrupted
+// clone is redone; the marker says it is complete.
+func cloneShared(ctx context.Context, repo, dir string) error {
+	tmp := dir + ".partial"
+	os.RemoveAll(tmp)
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("build: creating %s: %w", filepath.Dir(dir), err)
+	}
+	fail := func(err error) error {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if _, err := run(ctx, "", nil, "git", "clone", "--shared", "--no-checkout", "--quiet", repo, tmp); err != nil {
+		return fail(fmt.Errorf("build: cloning %s into %s: %w", repo, tmp, err))
+	}
+	if _, err := run(ctx, tmp, nil, "git", "config", "gc.auto", "0"); err != nil {
+		return fail(fmt.Errorf("build: configuring private clone of %s: %w", repo, err))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".git", completeMarker), []byte(repo+"\n"), 0o644); err != nil {
+		return fail(fmt.Errorf("build: writing marker: %w", err))
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fail(fmt.Errorf("build: moving private clone into place: %w", err))
+	}
+	return nil
+}
+
+// isKernelMakefile reports whether a top Makefile is a Linux kernel's: it
+// sets VERSION and PATCHLEVEL.
+func isKernelMakefile(data []byte) bool {
+	var version, patchlevel bool
+	for _, l := range strings.Split(string(data), "\n") {
+		k, _, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "VERSION":
+			version = true
+		case "PATCHLEVEL":
+			patchlevel = true
+		}
+	}
+	return version && patchlevel
 }
 
 // reset puts the work tree back to the base commit, removing every change
@@ -190,7 +263,7 @@ func gitEnv() []string {
 // run runs a short command in dir and returns its stdout; the error
 // carries the command and its stderr.
 func run(ctx context.Context, dir string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := proc.Command(ctx, args[0], args[1:]...)
 	cmd.Dir = dir
 	if env != nil {
 		cmd.Env = env

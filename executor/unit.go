@@ -143,10 +143,11 @@ type Outcome struct {
 
 // Build statuses of Outcome.Status.
 const (
-	StatusBuilt   = "built"
-	StatusNoApply = "no-apply"
-	StatusNoBuild = "no-build"
-	StatusInfra   = "infra"
+	StatusBuilt    = "built"
+	StatusNoApply  = "no-apply"
+	StatusNoBuild  = "no-build"
+	StatusBadInput = "bad-input"
+	StatusInfra    = "infra"
 )
 
 // OutcomePath is where the outcome of the unit file path is written.
@@ -254,13 +255,13 @@ func executeBuild(ctx context.Context, b *BuildUnit, o *Outcome) {
 	br, err := build.Build(ctx, b.Request())
 	if err != nil {
 		o.Error = err.Error()
-		var ae *build.ApplyError
-		var ce *build.CompileError
-		switch {
-		case errors.As(err, &ae):
+		switch build.Classify(err) {
+		case build.ClassNoApply:
 			o.Status = StatusNoApply
-		case errors.As(err, &ce):
+		case build.ClassNoBuild:
 			o.Status = StatusNoBuild
+		case build.ClassBadInput:
+			o.Status = StatusBadInput
 		default:
 			o.Status = StatusInfra
 		}

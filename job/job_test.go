@@ -99,3 +99,13 @@ func TestLustreSanityRealClient(t *testing.T) {
 		}
 	}
 }
+
+// A boolean workload argument reaches the workload: "-mix true" would end
+// the flags at "true" and leave the ones after it unset.
+func TestWorkloadCommandBoolArgs(t *testing.T) {
+	got := workloadCommand(suites.Test{Workload: "server-churn", Threads: 2, Args: map[string]string{"mix": "true", "names": "a,b"}})
+	want := "/init server-churn -threads 2 -mix='true' -names='a,b'"
+	if got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}

@@ -40,7 +40,11 @@ func (r *run) startLustre(ctx context.Context, img *images.Spec) error {
 		rpcLog.Close()
 		return err
 	}
+	// The user's tree, else the one the suite expects, else the default.
 	gen := ls.Generate
+	if gen == "" && ls.TreeFile == "" {
+		gen = r.spec.Suite.LustreTree
+	}
 	if gen == "" && ls.TreeFile == "" {
 		gen = DefaultLustreTree
 	}

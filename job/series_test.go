@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -46,24 +47,24 @@ func TestSeriesDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
-	SeriesSummary(&table, res, dir)
+	results.SeriesSummary(&table, res, dir)
 	t.Logf("\n%s", table.String())
-	if res.Base == nil || res.Base.Verdict != VerdictPass {
+	if res.Base == nil || res.Base.Verdict != results.VerdictPass {
 		t.Fatalf("base: %+v", res.Base)
 	}
 	if len(res.Patches) != 4 {
 		t.Fatalf("want a verdict per patch (4), got %d", len(res.Patches))
 	}
-	if p := res.Patches[3]; p.Verdict != VerdictCrash {
+	if p := res.Patches[3]; p.Verdict != results.VerdictCrash {
 		t.Errorf("patch 4 (on top of the bug): %s, want crash", p.Verdict)
 	}
 	for _, p := range res.Patches[:2] {
-		if p.Verdict != VerdictPass {
+		if p.Verdict != results.VerdictPass {
 			t.Errorf("patch %d %q: %s (%s), want pass", p.Index, p.Subject, p.Verdict, p.Message)
 		}
 	}
 	bad := res.Patches[2]
-	if bad.Verdict != VerdictCrash || len(bad.Crashes) == 0 || bad.Crashes[0].Status != "new" {
+	if bad.Verdict != results.VerdictCrash || len(bad.Crashes) == 0 || bad.Crashes[0].Status != results.CrashNew {
 		t.Fatalf("patch 3: %s %+v, want a new crash", bad.Verdict, bad.Crashes)
 	}
 	c := bad.Crashes[0]
@@ -73,7 +74,7 @@ func TestSeriesDemo(t *testing.T) {
 	if res.FirstBad == nil || res.FirstBad.Index != 3 || res.FirstBad.Title != c.Title {
 		t.Errorf("first_bad %+v", res.FirstBad)
 	}
-	if res.Status != "regression" {
+	if res.Status != results.StatusRegression {
 		t.Errorf("status %s", res.Status)
 	}
 	symbolized := false

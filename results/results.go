@@ -21,22 +21,37 @@ import (
 	"github.com/kregress/kregress/results/triage"
 )
 
+// Status is the outcome of a run, of a test, or of a series.
+type Status string
+
 // Status values of a run and of a test.
 const (
-	StatusPass  = "pass"
-	StatusFail  = "fail"
-	StatusCrash = "crash"
-	StatusInfra = "infra"
-	// StatusTimeout and StatusSkip are per-test only.
-	StatusTimeout = "timeout"
-	StatusSkip    = "skip"
+	StatusPass  Status = "pass"
+	StatusFail  Status = "fail"
+	StatusCrash Status = "crash"
+	StatusInfra Status = "infra"
+	// StatusTimeout, StatusSkip and StatusInterrupted are per-test only.
+	StatusTimeout Status = "timeout"
+	StatusSkip    Status = "skip"
+	// StatusInterrupted: the test did not finish for a reason outside
+	// it (the VM died unexplained, a signal, the overall time limit).
+	StatusInterrupted Status = "interrupted"
+	// StatusRegression is a series' only: a patch is worse than the base.
+	StatusRegression Status = "regression"
 )
+
+// Failed reports whether a test with this status counts as failing:
+// anything but pass, skip and interrupted (which ended for a reason
+// outside the test, and makes its run infrastructure).
+func (s Status) Failed() bool { return s != StatusPass && s != StatusSkip && s != StatusInterrupted }
 
 // Result is the content of result.json.
 type Result struct {
-	Status      string `json:"status"`           // pass, fail, crash, infra
-	Reason      string `json:"reason,omitempty"` // why, for anything but pass
-	Outcome     string `json:"outcome,omitempty"`
+	Status  Status `json:"status"`           // pass, fail, crash, infra
+	Reason  string `json:"reason,omitempty"` // why, for anything but pass
+	Outcome string `json:"outcome,omitempty"`
+	// Host is the machine that ran the VM (a cluster node).
+	Host        string `json:"host,omitempty"`
 	Accel       string `json:"accel"`
 	AccelReason string `json:"accel_reason,omitempty"`
 	// Boot is how QEMU entered the kernel: "pvh" (the bzImage's vmlinux,
@@ -59,7 +74,7 @@ type Result struct {
 // Test is one test's verdict.
 type Test struct {
 	Name     string  `json:"name"`
-	Status   string  `json:"status"` // pass, fail, timeout, crash, skip
+	Status   Status  `json:"status"` // pass, fail, timeout, crash, skip, interrupted
 	Seconds  float64 `json:"seconds"`
 	ExitCode int     `json:"exit_code"`
 	Expected int     `json:"expected_exit"`
@@ -87,6 +102,11 @@ type Crash struct {
 	// Stack is every frame of the report, symbolized (file:line, inlined
 	// frames) when the kernel's vmlinux was at hand.
 	Stack []triage.Frame `json:"stack,omitempty"`
+}
+
+// Identity is what tells c from other crashes (see triage.SameCrash).
+func (c Crash) Identity() triage.Identity {
+	return triage.Identity{Title: c.Title, AltTitles: c.AltTitles, Corrupted: c.Corrupted}
 }
 
 // CrashesFrom turns triage reports into result entries, one per bug as
@@ -174,6 +194,12 @@ func WriteAtomic(path string, data []byte) error {
 		return fmt.Errorf("results: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// CreateTemp makes the file 0600: give it the mode of every other
+	// file kregress writes.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("results: write %s: %w", path, err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("results: write %s: %w", path, err)
@@ -206,7 +232,7 @@ func Summary(w io.Writer, r *Result, dir string) {
 			if t.Status != StatusPass && t.Message != "" {
 				extra = "  " + t.Message
 			}
-			fmt.Fprintf(w, "  %-7s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(t.Status), t.Name, t.Seconds, t.ExitCode, extra)
+			fmt.Fprintf(w, "  %-11s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(string(t.Status)), t.Name, t.Seconds, t.ExitCode, extra)
 		}
 	}
 	for _, c := range r.Crashes {
@@ -222,9 +248,39 @@ func Summary(w io.Writer, r *Result, dir string) {
 			fmt.Fprintf(w, "  | %s\n", l)
 		}
 	}
-	fmt.Fprintf(w, "status   %s", strings.ToUpper(r.Status))
+	fmt.Fprintf(w, "status   %s", strings.ToUpper(string(r.Status)))
 	if r.Reason != "" {
 		fmt.Fprintf(w, ": %s", r.Reason)
 	}
 	fmt.Fprintf(w, "\nresults  %s\n", dir)
+}
+
+// CopyFile copies the file src to dst (mode 0644), atomically as
+// WriteAtomic writes.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("results: copy: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return fmt.Errorf("results: copy %s: %w", src, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("results: copy %s to %s: %w", src, dst, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("results: copy %s to %s: %w", src, dst, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("results: copy %s to %s: %w", src, dst, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("results: copy %s to %s: %w", src, dst, err)
+	}
+	return nil
 }

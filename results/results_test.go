@@ -57,3 +57,32 @@ func TestRunDirAndResultRoundTrip(t *testing.T) {
 		t.Error("a dir without result.json read fine")
 	}
 }
+
+// TestResultMode: result.json is readable by all (0644) like every other
+// file of a run directory, whatever the umask.
+func TestResultMode(t *testing.T) {
+	d, err := NewDir(t.TempDir(), "mode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteResult(&Result{Status: StatusPass}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(d.File("result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := st.Mode().Perm(); m != 0o644 {
+		t.Errorf("result.json mode %v, want 0644", m)
+	}
+}
+
+// TestSeriesSummaryEmptyLists: a series tested without config fragments
+// says "configs none", not "configs ;".
+func TestSeriesSummaryEmptyLists(t *testing.T) {
+	var b strings.Builder
+	SeriesSummary(&b, &SeriesResult{Status: StatusPass, Series: "s.mbox", Source: "linux.tar.xz", Suites: []string{"smoke"}}, "out/x")
+	if first, _, _ := strings.Cut(b.String(), "\n"); first != "series s.mbox on linux.tar.xz (configs none; suites smoke)" {
+		t.Errorf("first line %q", first)
+	}
+}

@@ -10,6 +10,8 @@
 //	name: smoke
 //	description: what it checks
 //	target: tmpfs          # tmpfs (a fresh tmpfs at Mount), lustre, or none
+//	lustre-tree: dirs=4,files=16  # target lustre: the namespace the simulated
+//	                       # server generates unless the user gives one
 //	timeout: 30s           # default per-test timeout
 //	setup: mkdir -p x      # shell, run once before the tests
 //	teardown: rm -rf x     # shell, run once after them
@@ -27,17 +29,24 @@
 package suites
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"gopkg.in/yaml.v3"
+
+	"github.com/kregress/kregress/lustre/namespace"
 )
 
 //go:embed builtin/*.yaml
@@ -59,10 +68,14 @@ type Suite struct {
 	Name        string
 	Description string
 	Target      string
-	Timeout     time.Duration
-	Setup       string
-	Teardown    string
-	Tests       []Test
+	// LustreTree is the generate spec ("dirs=4,files=16") of the
+	// namespace the suite's tests expect from the simulated Lustre
+	// server; empty leaves the job's default.
+	LustreTree string
+	Timeout    time.Duration
+	Setup      string
+	Teardown   string
+	Tests      []Test
 	// File is where the suite came from ("builtin:smoke" for shipped ones).
 	File string
 }
@@ -84,9 +97,15 @@ type Test struct {
 	Line int
 }
 
-// Workloads lists the built-in workload names a test may name; the guest
-// agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle"}
+// Bounds of a test's threads and repeat counts.
+const (
+	maxThreads = 4096
+	maxRepeat  = 1 << 20
+)
+
+// Workloads lists the built-in workload names a test may name: the guest
+// agent's, as package protocol lists them.
+var Workloads = protocol.Workloads
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {
@@ -99,12 +118,16 @@ func Builtin() []string {
 	return out
 }
 
-// Load returns a shipped suite by name, or parses the file at nameOrPath.
+// Load parses the suite file at nameOrPath, or returns the shipped suite of
+// that name. A file that exists is always the file: "--suite smoke" with a
+// ./smoke file loads ./smoke; a name without "/" or "." that is not a file
+// is a shipped suite's.
 func Load(nameOrPath string) (*Suite, error) {
-	if !strings.ContainsAny(nameOrPath, "/.") {
+	st, statErr := os.Stat(nameOrPath)
+	if (statErr != nil || st.IsDir()) && !strings.ContainsAny(nameOrPath, "/.") {
 		data, err := builtinFS.ReadFile("builtin/" + nameOrPath + ".yaml")
 		if err != nil {
-			return nil, fmt.Errorf("suites: no suite named %q (shipped: %s)", nameOrPath, strings.Join(Builtin(), ", "))
+			return nil, fmt.Errorf("suites: no suite file or shipped suite named %q (shipped: %s)", nameOrPath, strings.Join(Builtin(), ", "))
 		}
 		return Parse("builtin:"+nameOrPath, data)
 	}
@@ -129,20 +152,29 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// Parse decodes a suite from data; file names it in errors.
+// Parse decodes a suite from data; file names it in errors. data holds
+// one YAML document.
 func Parse(file string, data []byte) (*Suite, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(file, err)
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, syntaxError(file, data, dec, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, &Error{File: file, Line: 1, Column: 1, Msg: "empty suite"}
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err != io.EOF {
+		if err != nil {
+			return nil, syntaxError(file, data, dec, err)
+		}
+		return nil, &Error{File: file, Line: next.Line, Column: next.Column, Msg: "a second YAML document: a suite file holds one"}
 	}
 	p := &parser{file: file}
 	s := &Suite{File: file, Target: TargetTmpfs, Timeout: 60 * time.Second}
 	root := doc.Content[0]
 	fields := p.mapping(root, "suite", map[string]bool{
-		"name": true, "description": false, "target": false, "timeout": false,
+		"name": true, "description": false, "target": false, "lustre-tree": false, "timeout": false,
 		"setup": false, "teardown": false, "tests": true,
 	})
 	if p.err != nil {
@@ -158,6 +190,14 @@ func Parse(file string, data []byte) (*Suite, error) {
 		case TargetNone, TargetTmpfs, TargetLustre:
 		default:
 			p.fail(n, "unknown target %q (want none, tmpfs or lustre)", s.Target)
+		}
+	}
+	if n := fields["lustre-tree"]; n != nil {
+		s.LustreTree = p.str(n)
+		if s.Target != TargetLustre {
+			p.fail(n, "lustre-tree is for target lustre (this suite's target is %s)", s.Target)
+		} else if _, err := namespace.Generate(s.LustreTree); err != nil && p.err == nil {
+			p.fail(n, "lustre-tree: %v", err)
 		}
 	}
 	if n := fields["timeout"]; n != nil {
@@ -195,8 +235,37 @@ func Parse(file string, data []byte) (*Suite, error) {
 	return s, nil
 }
 
-// syntaxError turns yaml.v3's "yaml: line N: msg" into an Error.
-func syntaxError(file string, err error) error {
+// syntaxError places a YAML syntax error. yaml.v3's message names only
+// the line where the enclosing construct began (often lines before the
+// mistake) and no column, but its parser keeps libyaml's marks: where it
+// stopped (the problem) and the construct it was in (the context). They
+// are read from the decoder's unexported state (yaml.v3 is archived, its
+// layout fixed at the version go.sum pins; TestSyntaxErrorGolden fails if
+// that changes). Without marks the message's line is used.
+func syntaxError(file string, data []byte, dec *yaml.Decoder, err error) error {
+	if m, ok := parserMarks(dec); ok && m.problem != "" {
+		msg := m.problem
+		line, col := m.line, m.col
+		switch {
+		case strings.HasSuffix(m.context, "simple key"):
+			// A key without its colon: the key is the mistake.
+			line, col = m.ctxLine, m.ctxCol
+			msg = fmt.Sprintf("%s after this key", m.problem)
+		case m.context != "" && atEnd(data, m.ctxLine, m.ctxCol):
+			msg = fmt.Sprintf("%s: the file ends %s", m.problem, m.context)
+		case m.context != "" && (strings.Contains(m.problem, "end of stream") || atEnd(data, m.line, m.col)):
+			// Something never closed: point at where it opened.
+			line, col = m.ctxLine, m.ctxCol
+			msg = fmt.Sprintf("%s %s that starts here and runs to the end of the file", m.problem, m.context)
+		case m.context != "" && (m.ctxLine != m.line || m.ctxCol != m.col):
+			msg += fmt.Sprintf(" (%s that starts at %d:%d)", m.context, m.ctxLine, m.ctxCol)
+		}
+		if ql, qc, ok := quotedFrom(data, line, col); ok {
+			// The usual cause: a quote left open lines before.
+			msg += fmt.Sprintf("; the quoted string just before it opens at %d:%d", ql, qc)
+		}
+		return &Error{File: file, Line: line, Column: col, Msg: "YAML syntax: " + msg}
+	}
 	msg := err.Error()
 	var line int
 	if rest, ok := strings.CutPrefix(msg, "yaml: line "); ok {
@@ -211,6 +280,108 @@ func syntaxError(file string, err error) error {
 		line = 1
 	}
 	return &Error{File: file, Line: line, Msg: "YAML syntax: " + msg}
+}
+
+// quotedFrom tells where the quoted scalar that ends just before line:col
+// (1-based; spaces between them allowed) opened, when that is on an
+// earlier line: a string that ran over lines to a quote meant to open
+// another one.
+func quotedFrom(data []byte, line, col int) (qline, qcol int, ok bool) {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) || col < 1 {
+		return 0, 0, false
+	}
+	before := strings.TrimRight(lines[line-1][:min(col-1, len(lines[line-1]))], " ")
+	if before == "" {
+		return 0, 0, false
+	}
+	q := before[len(before)-1]
+	if q != '"' && q != '\'' {
+		return 0, 0, false
+	}
+	// Walk back from the closing quote to the one that opens it: for "
+	// the previous unescaped ", for ' the previous ' not doubled.
+	closeAt := 0
+	for i := 0; i < line-1; i++ {
+		closeAt += len(lines[i]) + 1
+	}
+	closeAt += len(before) - 1
+	for i := closeAt - 1; i >= 0; i-- {
+		if data[i] != q {
+			continue
+		}
+		if q == '"' {
+			bs := 0
+			for j := i - 1; j >= 0 && data[j] == '\\'; j-- {
+				bs++
+			}
+			if bs%2 == 1 {
+				continue
+			}
+		} else if i > 0 && data[i-1] == '\'' {
+			i--
+			continue
+		}
+		qline = bytes.Count(data[:i], []byte("\n")) + 1
+		qcol = i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
+		return qline, qcol, qline < line
+	}
+	return 0, 0, false
+}
+
+// atEnd tells whether line:col (1-based) is at or past the end of data's
+// last line.
+func atEnd(data []byte, line, col int) bool {
+	last := bytes.Count(data, []byte("\n")) + 1
+	if bytes.HasSuffix(data, []byte("\n")) {
+		last--
+	}
+	return line > last
+}
+
+// marks are a failed yaml.v3 parse's positions, 1-based.
+type marks struct {
+	problem, context string
+	line, col        int
+	ctxLine, ctxCol  int
+}
+
+// parserMarks reads the problem and context marks of dec's parser (see
+// syntaxError); ok is false when they are not where yaml.v3 v3.0.1 keeps
+// them.
+func parserMarks(dec *yaml.Decoder) (m marks, ok bool) {
+	p := reflect.ValueOf(dec).Elem().FieldByName("parser")
+	if !p.IsValid() || p.Kind() != reflect.Pointer || p.IsNil() {
+		return m, false
+	}
+	y := p.Elem().FieldByName("parser")
+	if !y.IsValid() || y.Kind() != reflect.Struct {
+		return m, false
+	}
+	str := func(name string) (string, bool) {
+		f := y.FieldByName(name)
+		if !f.IsValid() || f.Kind() != reflect.String {
+			return "", false
+		}
+		return f.String(), true
+	}
+	mark := func(name string) (line, col int, ok bool) {
+		f := y.FieldByName(name)
+		if !f.IsValid() || f.Kind() != reflect.Struct {
+			return 0, 0, false
+		}
+		l, c := f.FieldByName("line"), f.FieldByName("column")
+		if !l.IsValid() || !c.IsValid() || l.Kind() != reflect.Int || c.Kind() != reflect.Int {
+			return 0, 0, false
+		}
+		return int(l.Int()) + 1, int(c.Int()) + 1, true
+	}
+	var ok1, ok2, ok3, ok4 bool
+	m.problem, ok1 = str("problem")
+	m.context, ok2 = str("context")
+	m.line, m.col, ok3 = mark("problem_mark")
+	m.ctxLine, m.ctxCol, ok4 = mark("context_mark")
+	return m, ok1 && ok2 && ok3 && ok4
 }
 
 type parser struct {
@@ -273,14 +444,15 @@ func (p *parser) str(n *yaml.Node) string {
 	return n.Value
 }
 
-func (p *parser) integer(n *yaml.Node, min int) int {
+// integer reads an integer from min to max.
+func (p *parser) integer(n *yaml.Node, min, max int) int {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
 		p.fail(n, "want an integer, got %q", n.Value)
 		return 0
 	}
 	v, err := strconv.Atoi(n.Value)
-	if err != nil || v < min {
-		p.fail(n, "want an integer of at least %d, got %q", min, n.Value)
+	if err != nil || v < min || v > max {
+		p.fail(n, "want an integer from %d to %d, got %q", min, max, n.Value)
 	}
 	return v
 }
@@ -358,13 +530,13 @@ func (p *parser) test(n *yaml.Node, defTimeout time.Duration) Test {
 		}
 	}
 	if v := f["threads"]; v != nil {
-		t.Threads = p.integer(v, 1)
+		t.Threads = p.integer(v, 1, maxThreads)
 	}
 	if v := f["repeat"]; v != nil {
-		t.Repeat = p.integer(v, 1)
+		t.Repeat = p.integer(v, 1, maxRepeat)
 	}
 	if v := f["expect"]; v != nil {
-		t.Expect = p.integer(v, 0)
+		t.Expect = p.integer(v, 0, 255) // an exit status is one byte
 	}
 	if v := f["duration"]; v != nil {
 		t.Duration = p.duration(v)

@@ -1,9 +1,13 @@
 package suites
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kregress/kregress/internal/golden"
 )
 
 func TestBuiltinSuitesParse(t *testing.T) {
@@ -20,6 +24,9 @@ func TestBuiltinSuitesParse(t *testing.T) {
 		if s.Name != n {
 			t.Errorf("suite file %s names itself %q", n, s.Name)
 		}
+	}
+	if s, _ := Load("lustre-lookup"); s == nil || s.Target != TargetLustre || s.LustreTree == "" {
+		t.Errorf("lustre-lookup: %+v, want a lustre suite with its own tree", s)
 	}
 	s, _ := Load("smoke")
 	if s.Target != TargetTmpfs || len(s.Tests) < 5 {
@@ -67,9 +74,11 @@ func TestParseErrorsCarryPosition(t *testing.T) {
 		{"bad workload", "name: x\ntests:\n  - {name: a, workload: fly}\n", "f.yaml:3:25: unknown workload \"fly\""},
 		{"bad target", "name: x\ntarget: nfs9\ntests:\n  - {name: a, run: x}\n", "f.yaml:2:9: unknown target"},
 		{"dup test", "name: x\ntests:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "f.yaml:4:5: duplicate test name"},
-		{"syntax", "name: x\ntests: [\n", "f.yaml:2: YAML syntax"},
+		{"syntax", "name: x\ntests: [\n", "f.yaml:3:1: YAML syntax"},
 		{"timeout below duration", "name: x\ntests:\n  - {name: a, workload: stat, duration: 10s, timeout: 5s}\n", "must exceed duration"},
 		{"not a mapping", "- a\n- b\n", "f.yaml:1:1: suite must be a mapping"},
+		{"lustre-tree off lustre", "name: x\nlustre-tree: dirs=1\ntests:\n  - {name: a, run: x}\n", "f.yaml:2:14: lustre-tree is for target lustre"},
+		{"bad lustre-tree", "name: x\ntarget: lustre\nlustre-tree: dirs=1,fils=2\ntests:\n  - {name: a, run: x}\n", "f.yaml:3:14: lustre-tree: namespace: generate spec"},
 	}
 	for _, c := range cases {
 		_, err := Parse("f.yaml", []byte(c.src))
@@ -85,5 +94,47 @@ func TestLoadUnknown(t *testing.T) {
 	}
 	if _, err := Load("/nonexistent/s.yaml"); err == nil || !strings.Contains(err.Error(), "/nonexistent/s.yaml") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestSyntaxErrorGolden parses each broken suite under testdata/broken
+// and compares its error with the .golden file next to it (go test
+// -update rewrites them). Each error must name the real line and column.
+func TestSyntaxErrorGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/broken/*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("want the broken suites under testdata/broken, found %d", len(files))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err = Parse(f, data)
+			if err == nil {
+				t.Fatalf("%s: parsed without error", f)
+			}
+			golden.Bytes(t, strings.TrimSuffix(f, ".yaml")+".golden", []byte(err.Error()+"\n"))
+		})
+	}
+}
+
+// TestLoadExistingFileWins: a name that is an existing file loads that
+// file, even without "/" or "." in it and even when a shipped suite has
+// that name.
+func TestLoadExistingFileWins(t *testing.T) {
+	t.Chdir(t.TempDir())
+	os.WriteFile("mysuite", []byte("name: mine\ntests:\n  - {name: a, run: x}\n"), 0o644)
+	os.WriteFile("smoke", []byte("name: local-smoke\ntests:\n  - {name: a, run: x}\n"), 0o644)
+	os.Mkdir("stat", 0o755) // a folder is not a suite file: the shipped suite
+	for name, want := range map[string]string{"mysuite": "mine", "smoke": "local-smoke", "stat": "stat"} {
+		s, err := Load(name)
+		if err != nil || s.Name != want {
+			t.Errorf("Load(%q) = %v, %v; want suite %q", name, s, err, want)
+		}
+	}
+	if s, _ := Load("mysuite"); s != nil && s.File != "mysuite" {
+		t.Errorf("Load(mysuite).File = %q", s.File)
 	}
 }

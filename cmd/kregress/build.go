@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/kconfig"
 )
 
@@ -41,16 +39,29 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.jobs, "j", 0, "make -j (default: CPUs + 1)")
 }
 
-// request turns the flags into a build request.
-func (b *buildFlags) request(progress io.Writer) (build.Request, error) {
+// request turns the flags into a build request (without Progress), after
+// checking what can be checked without work: the source exists and every
+// config names a preset or a readable fragment.
+func (b *buildFlags) request() (build.Request, error) {
 	if b.source == "" {
 		return build.Request{}, errors.New("--source is required")
+	}
+	if _, err := os.Stat(b.source); err != nil {
+		return build.Request{}, fmt.Errorf("--source: %w", err)
+	}
+	for _, c := range b.configs {
+		if _, err := kconfig.Load(c); err != nil {
+			return build.Request{}, fmt.Errorf("--config: %w", err)
+		}
+	}
+	if b.jobs < 0 {
+		return build.Request{}, fmt.Errorf("-j %d: want 0 (CPUs + 1) or more", b.jobs)
 	}
 	return build.Request{
 		Source: b.source, Base: b.base, Series: b.series,
 		BaseConfig: b.baseConfig, Configs: b.configs,
 		ExternalModules: b.modules, ConfigureArgs: b.configureArgs,
-		Jobs: b.jobs, Progress: progress,
+		Jobs: b.jobs,
 	}, nil
 }
 
@@ -67,39 +78,48 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 	var bf buildFlags
 	bf.register(fs)
 	out := fs.String("out", "", "also copy bzImage, vmlinux, .config, System.map and the modules into this folder")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kregress build: unexpected arguments %q\n", fs.Args())
+		failf(stderr, "build", "unexpected arguments %q", fs.Args())
 		return exitInfra
 	}
-	req, err := bf.request(stderr)
+	req, err := bf.request()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress build: %v\n", err)
-		fs.Usage()
+		failf(stderr, "build", "%v", err)
+		hint(stderr, "build")
 		return exitInfra
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	prog := progress.New(stderr, true)
+	req.Progress = prog
 	res, err := build.Build(ctx, req)
+	prog.Done()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress build: %v\n", err)
-		var ce *build.CompileError
-		var ae *build.ApplyError
-		if errors.As(err, &ce) || errors.As(err, &ae) {
-			return exitFail // the patches do not apply or compile: a test result
-		}
-		return exitInfra
+		failf(stderr, "build", "%v", err)
+		return buildExit(err)
 	}
 	if *out != "" {
-		if err := copyOutputs(ctx, res, *out); err != nil {
-			fmt.Fprintf(stderr, "kregress build: %v\n", err)
+		if res, err = build.Export(ctx, res, *out); err != nil {
+			failf(stderr, "build", "%v", err)
 			return exitInfra
 		}
 	}
 	printResult(stdout, res)
 	return exitOK
+}
+
+// buildExit is the exit code of a failed build (build.Classify): 1 when
+// the patches do not apply or the kernel does not compile (a test result),
+// 2 for bad input and infrastructure.
+func buildExit(err error) int {
+	switch build.Classify(err) {
+	case build.ClassNoApply, build.ClassNoBuild:
+		return exitFail
+	}
+	return exitInfra
 }
 
 func printResult(w io.Writer, res *build.Result) {
@@ -123,36 +143,4 @@ func printResult(w io.Writer, res *build.Result) {
 	for _, d := range res.Warnings {
 		fmt.Fprintf(w, "warning:   %s\n", d)
 	}
-}
-
-// copyOutputs copies the build's outputs into dir.
-func copyOutputs(ctx context.Context, res *build.Result, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	files := map[string]string{res.BzImage: "bzImage", res.Vmlinux: "vmlinux", res.Config: "config", res.SystemMap: "System.map"}
-	for from, to := range files {
-		if err := copyFile(from, filepath.Join(dir, to)); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
-	}
-	res.BzImage, res.Vmlinux, res.Config, res.SystemMap = filepath.Join(dir, "bzImage"), filepath.Join(dir, "vmlinux"), filepath.Join(dir, "config"), filepath.Join(dir, "System.map")
-	if res.ModulesDir != "" {
-		dst := filepath.Join(dir, "modules")
-		os.RemoveAll(dst)
-		// cp -a: the staging folder holds symlinks (build, source).
-		if out, err := exec.CommandContext(ctx, "cp", "-a", res.ModulesDir, dst).CombinedOutput(); err != nil {
-			return fmt.Errorf("--out: copying modules: %w: %s", err, out)
-		}
-		res.ModulesDir = dst
-	}
-	return ctx.Err()
-}
-
-func copyFile(from, to string) error {
-	data, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, data, 0o644)
 }

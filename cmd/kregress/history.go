@@ -33,12 +33,12 @@ func runHistory(args []string, stdout, stderr io.Writer) int {
 	var roots, add pathList
 	fs.Var(&roots, "runs", "with --rebuild: a folder of run directories to record too (repeatable)")
 	fs.Var(&add, "add", "record this run or series directory (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kregress history: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		hint(stderr, "history")
 		return exitInfra
 	}
 	if len(roots) > 0 && !*rebuild {

@@ -25,8 +25,8 @@ func (l *lustreBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 func TestLustreCommandsHelpAndBadInput(t *testing.T) {
 	for _, args := range [][]string{{"lustre-server", "--help"}, {"lustre-probe", "--help"}} {
 		var out, errb bytes.Buffer
-		if code := mainWithArgs(args, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "usage: kregress "+args[0]) {
-			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		if code := mainWithArgs(args, &out, &errb); code != exitOK || !strings.Contains(out.String(), "usage: kregress "+args[0]) {
+			t.Errorf("%v: exit %d, stdout %q", args, code, out.String())
 		}
 	}
 	for _, args := range [][]string{
@@ -34,6 +34,11 @@ func TestLustreCommandsHelpAndBadInput(t *testing.T) {
 		{"lustre-server", "--generate", "dirs=x", "--listen", "127.0.0.1:0"},
 		{"lustre-server", "--tree", "/nonexistent.yaml", "--listen", "127.0.0.1:0"},
 		{"lustre-server", "--fsname", "waytoolongname", "--listen", "127.0.0.1:0"},
+		{"lustre-server", "--fsname", "", "--listen", "127.0.0.1:0"},
+		{"lustre-server", "--max-conns", "0", "--listen", "127.0.0.1:0"},
+		{"lustre-server", "--evict-after", "-1s", "--listen", "127.0.0.1:0"},
+		{"lustre-server", "--frame-timeout", "-5s", "--listen", "127.0.0.1:0"},
+		{"lustre-probe", "--fsname", "", "statfs"},
 		{"lustre-server", "extra-arg"},
 		{"lustre-probe"},
 		{"lustre-probe", "frob"},

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 )
 
 // Exit codes shared by every subcommand.
@@ -41,29 +42,61 @@ func register(c command) {
 	commands[c.name] = c
 }
 
-// newFlagSet returns a flag set for a subcommand that prints usage to stderr
-// with the given synopsis and returns errors instead of exiting.
+// newFlagSet returns a flag set for a subcommand that returns errors
+// instead of exiting; its Usage prints the synopsis and the flags to the
+// flag set's output (see parseFlags).
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: kregress %s %s\n\nflags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "usage: kregress %s %s\n\nflags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
 // parseFlags parses args into fs and maps the outcome to an exit code:
-// ok is false when the caller should return code at once (-h gives 0,
-// a bad flag gives 2).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
+// ok is false when the caller should return code at once. -h or --help
+// prints the usage to stdout and gives 0; a bad flag is one error line on
+// the flag set's output (stderr) and gives 2.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
+	stderr, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(stderr)
+		return exitOK, false
+	case err != nil:
+		fmt.Fprintf(stderr, "kregress %s: %v\n", fs.Name(), err)
+		hint(stderr, fs.Name())
 		return exitInfra, false
 	}
 	return 0, true
+}
+
+// hint points at a subcommand's help after an error.
+func hint(w io.Writer, name string) {
+	fmt.Fprintf(w, "(run 'kregress %s --help' for its flags)\n", name)
+}
+
+// failf prints a subcommand's one error line, "kregress NAME: message",
+// or "kregress: message" when the message already starts with "NAME: " (an
+// error of the build package from "kregress build"), never doubled as
+// "kregress build: build: ...". The message after the first ": " is the
+// same whichever command met the error.
+func failf(w io.Writer, name, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if strings.HasPrefix(msg, name+": ") {
+		fmt.Fprintf(w, "kregress: %s\n", msg)
+		return
+	}
+	fmt.Fprintf(w, "kregress %s: %s\n", name, msg)
 }
 
 func usage(w io.Writer) {
@@ -90,7 +123,19 @@ func mainWithArgs(args []string, stdout, stderr io.Writer) int {
 		return exitInfra
 	}
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "help":
+		if len(args) > 1 {
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "kregress help: unknown command %q\n", args[1])
+				usage(stderr)
+				return exitInfra
+			}
+			return c.run([]string{"--help"}, stdout, stderr)
+		}
+		usage(stdout)
+		return exitOK
+	case "-h", "-help", "--help":
 		usage(stdout)
 		return exitOK
 	}

@@ -37,12 +37,12 @@ func runParse(args []string, stdout, stderr io.Writer) int {
 	vmlinux := fs.String("vmlinux", "", "vmlinux with debug info, to turn frames into file:line")
 	var modDirs pathList
 	fs.Var(&modDirs, "modules", "directory searched for module .ko files with debug info (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "kregress parse: no log files given")
-		fs.Usage()
+		hint(stderr, "parse")
 		return exitInfra
 	}
 	// Check every input first, so bad input changes nothing on stdout.

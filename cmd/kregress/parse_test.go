@@ -73,8 +73,8 @@ func TestParseBadInput(t *testing.T) {
 	if code, _, _ := runKregress("parse", "--vmlinux", missing, sysrqLog); code != exitInfra {
 		t.Errorf("missing vmlinux: exit %d, want 2", code)
 	}
-	if code, _, errOut := runKregress("parse", "--help"); code != exitOK || !strings.Contains(errOut, "usage: kregress parse") {
-		t.Errorf("--help: exit %d, %q", code, errOut)
+	if code, out, _ := runKregress("parse", "--help"); code != exitOK || !strings.Contains(out, "usage: kregress parse") {
+		t.Errorf("--help: exit %d, %q", code, out)
 	}
 }
 

@@ -33,12 +33,12 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	var cc pathList
 	fs.Var(&cc, "cc", "a Cc: recipient of the reply (repeatable)")
 	lore := fs.String("lore", "", "URL prefix of the Closes: tag, before the reply's Message-ID (default https://lore.kernel.org/r/)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "kregress report: give one run or series directory")
-		fs.Usage()
+		hint(stderr, "report")
 		return exitInfra
 	}
 	if *htmlOut == "" && *junitOut == "" && *kcidbOut == "" && *emailOut == "" {

@@ -2,22 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/kregress/kregress/build"
+	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
-	"github.com/kregress/kregress/results/triage/symbolize"
-	"github.com/kregress/kregress/runner"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -28,6 +26,10 @@ func init() {
 		run:     runCmd,
 	})
 }
+
+// runJob runs one job; tests replace it to check what the command prints
+// for results a real run rarely gives (a record that cannot be written).
+var runJob = job.Run
 
 // stringList is a repeatable, comma-separated flag.
 type stringList []string
@@ -48,119 +50,114 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func runCmd(args []string, stdout, stderr io.Writer) int {
+// withTimeout bounds ctx by the --timeout flag; when it expires, what ends
+// (a VM, a test) says so instead of "context deadline exceeded".
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %v expired", d))
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
 	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
 	var bf buildFlags
 	bf.register(fs)
-	var suiteNames, modules, extraMods stringList
-	fs.Var(&suiteNames, "suite", "suite `NAME|FILE` to run; repeat or comma-separate for several (shipped: "+strings.Join(suites.Builtin(), ", ")+"; default smoke)")
-	initrdExtra := fs.String("initrd-extra", "", "host `DIR` copied into the guest's root")
-	out := fs.String("out", "out", "`DIR` under which run directories are made")
-	timeout := fs.Duration("timeout", 30*time.Minute, "overall time limit for the whole command")
-	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
-	boot := fs.String("boot", "auto", "how QEMU enters the kernel: auto (the bzImage's vmlinux directly when it has a PVH entry; much faster under TCG) or bzimage")
+	var vf vmFlags
+	vf.register(fs, 30*time.Minute)
+	var extraMods stringList
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
-	appendArgs := fs.String("append", "", "extra kernel command line")
-	mem := fs.Int("memory", 1024, "guest memory in MiB")
-	cpus := fs.Int("cpus", 2, "guest CPUs")
-	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
-	noOutput := fs.Duration("no-output-timeout", 0, "end the run when the console is silent this long (0: never)")
-	fs.Var(&modules, "load", "kernel `module` from the kernel's module tree to load at boot (repeatable)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
-	lustreMods := fs.String("lustre-modules", "", "`DIR` of Lustre client .ko files built for this kernel (for suites whose target is lustre)")
-	lustreTree := fs.String("lustre-tree", "", "YAML `FILE` describing the simulated Lustre server's namespace")
-	lustreGen := fs.String("lustre-generate", "", "generate the simulated server's namespace: `SPEC` like dirs=10,files=100 (default "+job.DefaultLustreTree+")")
-	lustreFaults := fs.String("lustre-faults", "", "YAML `FILE` of fault rules for the simulated server")
-	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
-	if code, ok := parseFlags(fs, args); !ok {
+	var ef execFlags
+	ef.register(fs)
+	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kregress run: unexpected argument %q\n", fs.Arg(0))
+	phase := phaseInput
+	defer func() {
+		if *bisectCodes {
+			code = bisectExitCode(phase, code)
+		}
+	}()
+	bad := func(format string, args ...any) int {
+		failf(stderr, "run", format, args...)
 		return exitInfra
 	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
 	if *kernel == "" && !*doBuild {
-		fmt.Fprintln(stderr, "kregress run: --kernel or --build is required")
-		fs.Usage()
+		failf(stderr, "run", "--kernel or --build is required")
+		hint(stderr, "run")
 		return exitInfra
 	}
 	if *kernel != "" && *doBuild {
-		fmt.Fprintln(stderr, "kregress run: give --kernel or --build, not both")
-		return exitInfra
+		return bad("give --kernel or --build, not both")
 	}
 	if *kernel != "" {
 		if _, err := os.Stat(*kernel); err != nil {
-			fmt.Fprintf(stderr, "kregress run: kernel: %v\n", err)
-			return exitInfra
+			return bad("kernel: %v", err)
 		}
 	}
-	if *accel != "" && *accel != "kvm" && *accel != "tcg" {
-		fmt.Fprintf(stderr, "kregress run: --accel %q: want kvm or tcg\n", *accel)
-		return exitInfra
-	}
-	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
-		fmt.Fprintf(stderr, "kregress run: --boot %q: want auto or bzimage\n", *boot)
-		return exitInfra
-	}
-	loaded, err := loadSuites(suiteNames)
-	if err != nil {
-		fmt.Fprintf(stderr, "kregress run: %v\n", err)
-		return exitInfra
-	}
 	if *jobs < 1 {
-		*jobs = 1
+		return bad("--jobs %d: want at least 1", *jobs)
+	}
+	for _, ko := range extraMods {
+		if st, err := os.Stat(ko); err != nil {
+			return bad("--ko: %v", err)
+		} else if !st.Mode().IsRegular() || !strings.HasSuffix(ko, ".ko") {
+			return bad("--ko %s: not a .ko file", ko)
+		}
+	}
+	base, loaded, err := vf.check()
+	if err != nil {
+		return bad("%v", err)
+	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
+	for _, s := range loaded {
+		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
+			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR", s.Name)
+		}
+	}
+	var req build.Request
+	if *doBuild {
+		if req, err = bf.request(); err != nil {
+			return bad("%v", err)
+		}
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 
-	var lustre job.LustreSpec
-	if *lustreMods != "" {
-		kos, _ := filepath.Glob(filepath.Join(*lustreMods, "*.ko"))
-		if len(kos) == 0 {
-			fmt.Fprintf(stderr, "kregress run: --lustre-modules %s holds no .ko files\n", *lustreMods)
-			return exitInfra
-		}
-		lustre = job.LustreSpec{Modules: kos, TreeFile: *lustreTree, Generate: *lustreGen, FaultsFile: *lustreFaults}
+	prog := progress.New(stderr, vf.verbose)
+	defer prog.Done()
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		return bad("%v", err)
 	}
-	prog := newProgress(stderr, *verbose)
-	var modDir string
-	var sym *symbolize.Symbolizer
-	var srcRoot string
+	buildKernel, runOne := build.Build, runJob
+	if ex != nil {
+		buildKernel, runOne = ex.Build, ex.Run
+	}
+	// built is the kernel's part of every run's spec when kregress built it.
+	var built *job.Spec
+	phase = phaseBuild
 	if *doBuild {
-		req, err := bf.request(stderr)
+		req.Progress = prog
+		br, err := buildKernel(ctx, req)
 		if err != nil {
-			fmt.Fprintf(stderr, "kregress run: %v\n", err)
-			return exitInfra
+			prog.Done()
+			failf(stderr, "run", "%v", err)
+			return buildExit(err)
 		}
-		br, err := build.Build(ctx, req)
-		if err != nil {
-			fmt.Fprintf(stderr, "kregress run: %v\n", err)
-			var ce *build.CompileError
-			var ae *build.ApplyError
-			if errors.As(err, &ce) || errors.As(err, &ae) {
-				return exitFail
-			}
-			return exitInfra
-		}
-		*kernel, srcRoot = br.BzImage, br.Source
-		if br.ModulesDir != "" {
-			modDir = filepath.Join(br.ModulesDir, "lib", "modules", br.Release)
-		}
-		for _, e := range br.External {
-			for _, m := range e.Modules {
-				modules = append(modules, moduleName(m))
-			}
-		}
-		if s, err := symbolize.New(br.Vmlinux, modDir); err == nil {
-			sym = s
-			defer s.Close()
-		}
+		built = &job.Spec{Modules: base.Modules}
+		defer built.UseBuild(br)()
 	}
+	phase = phaseRun
 	type outcome struct {
 		res *results.Result
 		dir string
@@ -176,28 +173,31 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			label := s.Name
-			res, dir, err := job.Run(ctx, job.Spec{
-				Kernel: *kernel, Suite: s, Out: *out, InitrdExtra: *initrdExtra,
-				Append: *appendArgs, Accel: *accel, Boot: *boot, MemoryMB: *mem, CPUs: *cpus,
-				BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-				Modules: modules, ExtraModules: extraMods, ModulesDir: modDir, Symbolizer: sym, SourceRoot: srcRoot, Lustre: lustre,
-				Progress: func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) },
-			})
+			spec := base
+			spec.Suite = s
+			spec.Kernel, spec.ExtraModules = *kernel, extraMods
+			spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
+			if built != nil {
+				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
+				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
+			}
+			res, dir, err := runOne(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
 	}
 	wg.Wait()
 	prog.Done()
-	code := exitOK
+	code = exitOK
 	for i, o := range outs {
-		if o.err != nil {
-			fmt.Fprintf(stderr, "kregress run: %v\n", o.err)
+		if o.res == nil {
+			failf(stderr, "run", "%v", o.err)
 			code = exitInfra
 			continue
 		}
+		// The verdict first, even when its record could not be written.
 		if *jsonOut {
-			data, _ := os.ReadFile(o.dir + "/result.json")
-			stdout.Write(data)
+			data, _ := json.MarshalIndent(o.res, "", "  ")
+			stdout.Write(append(data, '\n'))
 		} else {
 			if i > 0 {
 				fmt.Fprintln(stdout)
@@ -213,17 +213,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 				code = exitFail
 			}
 		}
+		if o.err != nil {
+			failf(stderr, "run", "the verdict above could not be recorded in %s: %v", o.dir, o.err)
+			code = exitInfra
+		}
 	}
 	return code
-}
-
-// moduleName turns "extra/crashmod.ko" into "crashmod".
-func moduleName(path string) string {
-	b := filepath.Base(path)
-	if i := strings.Index(b, ".ko"); i >= 0 {
-		b = b[:i]
-	}
-	return b
 }
 
 // loadSuites loads the named suites (shipped names or files); none means
@@ -241,4 +236,28 @@ func loadSuites(names []string) ([]*suites.Suite, error) {
 		loaded = append(loaded, s)
 	}
 	return loaded, nil
+}
+
+// Phases of a run, for --bisect-exit-codes.
+const (
+	phaseInput = iota // checking flags and inputs
+	phaseBuild        // building the kernel (--build)
+	phaseRun          // booting and running suites
+)
+
+// bisectExitCode maps run's exit status to `git bisect run`'s: a kernel
+// that does not build or boot and an infrastructure failure are skip
+// (125), never good or bad; bad input aborts the bisection (128).
+func bisectExitCode(phase, code int) int {
+	switch {
+	case code == exitOK:
+		return 0
+	case phase == phaseInput:
+		return 128
+	case phase == phaseBuild:
+		return 125
+	case code == exitFail:
+		return 1
+	}
+	return 125
 }

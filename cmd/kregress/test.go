@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
-	"github.com/kregress/kregress/runner"
+	"github.com/kregress/kregress/results"
 )
 
 func init() {
@@ -19,81 +18,78 @@ func init() {
 	})
 }
 
+// testSeries tests a series; tests replace it, as runJob.
+var testSeries = job.TestSeries
+
 func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", "--source PATH [--base REF] --series PATH [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
 	bf.register(fs)
-	var suiteNames stringList
-	fs.Var(&suiteNames, "suite", "suite `NAME|FILE` to run on every step; repeat or comma-separate (default smoke)")
+	var vf vmFlags
+	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
-	out := fs.String("out", "out", "`DIR` under which the series' run directory is made")
-	timeout := fs.Duration("timeout", 3*time.Hour, "overall time limit")
-	accel := fs.String("accel", "", "accelerator: kvm or tcg (default: probe, cached)")
-	boot := fs.String("boot", "auto", "how QEMU enters the kernel: auto (the bzImage's vmlinux directly when it has a PVH entry) or bzimage")
-	bootTimeout := fs.Duration("boot-timeout", 2*time.Minute, "time allowed until the guest agent answers")
-	noOutput := fs.Duration("no-output-timeout", 0, "end a run when the console is silent this long (0: never)")
-	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
-	if code, ok := parseFlags(fs, args); !ok {
+	var ef execFlags
+	ef.register(fs)
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kregress test: unexpected argument %q\n", fs.Arg(0))
+	bad := func(format string, args ...any) int {
+		failf(stderr, "test", format, args...)
 		return exitInfra
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
 	}
 	if bf.series == "" {
-		fmt.Fprintln(stderr, "kregress test: --series is required")
+		failf(stderr, "test", "--series is required")
+		hint(stderr, "test")
 		return exitInfra
 	}
-	if *boot != runner.BootAuto && *boot != runner.BootBzImage {
-		fmt.Fprintf(stderr, "kregress test: --boot %q: want auto or bzimage\n", *boot)
-		return exitInfra
-	}
-	prog := newProgress(stderr, *verbose)
-	req, err := bf.request(progressWriter{prog})
+	req, err := bf.request()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+		return bad("%v", err)
 	}
-	loaded, err := loadSuites(suiteNames)
+	run, loaded, err := vf.check()
 	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+		return bad("%v", err)
+	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
-	res, dir, err := job.TestSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: *out,
-		Command: "kregress test " + strings.Join(args, " "),
-		Run: job.Spec{Accel: *accel, Boot: *boot, BootTimeout: *bootTimeout, NoOutputTimeout: *noOutput,
-			Progress: prog.Printf},
+	prog := progress.New(stderr, vf.verbose)
+	req.Progress = prog
+	run.Progress = prog.Printf
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
+	res, dir, err := testSeries(ctx, job.SeriesSpec{
+		Executor: ex,
+		Build:    req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+		Command:  "kregress test " + strings.Join(args, " "),
+		Run:      run,
 		Progress: prog.Printf,
 	})
 	prog.Done()
-	if err != nil {
-		fmt.Fprintf(stderr, "kregress test: %v\n", err)
-		return exitInfra
+	if res == nil {
+		return bad("%v", err)
 	}
-	job.SeriesSummary(stdout, res, dir)
+	// The verdict first, even when its record could not be written.
+	results.SeriesSummary(stdout, res, dir)
+	if err != nil {
+		return bad("the verdict above could not be recorded in %s: %v", dir, err)
+	}
 	switch res.Status {
-	case "pass":
+	case results.StatusPass:
 		return exitOK
-	case "regression":
+	case results.StatusRegression:
 		return exitFail
 	default:
 		return exitInfra
 	}
-}
-
-// progressWriter lets the build's line-oriented progress share the live line.
-type progressWriter struct{ p *progress }
-
-func (w progressWriter) Write(b []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(b), "\r\n"), "\n") {
-		if l = strings.TrimSpace(strings.TrimLeft(l, "\r")); l != "" {
-			w.p.Printf("%s", l)
-		}
-	}
-	return len(b), nil
 }

@@ -22,7 +22,7 @@ func init() {
 // was unusable (2).
 func workerCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("worker", "UNIT.json", stderr)
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {

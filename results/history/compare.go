@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage"
 )
 
 // Crash and test changes between two runs of the same job.
@@ -68,7 +69,7 @@ func (c Comparison) Count(change string) int {
 
 // Compare says, for each crash, whether it is new, still there or fixed,
 // and for each test whether it regressed, still fails or was fixed, going
-// from prev to cur. Crashes are the same crash when SameCrash says so. A
+// from prev to cur. Crashes are the same crash when triage.SameCrash says so. A
 // nil prev (the job's first run) makes every crash new and every failing
 // test regressed. When cur is an infrastructure failure, what prev showed
 // and cur did not is unknown, not fixed. Passing tests that passed before
@@ -83,7 +84,7 @@ func Compare(prev, cur *Snapshot) Comparison {
 		c := &cur.Crashes[i]
 		ch := CrashChange{Change: ChangeNew, Title: c.Title, Cur: c}
 		for j := range prev.Crashes {
-			if SameCrash(prev.Crashes[j], *c) {
+			if triage.SameCrash(prev.Crashes[j].Identity(), c.Identity()) {
 				ch.Change, ch.Prev = ChangeStill, &prev.Crashes[j]
 				matched[j] = true
 				break
@@ -123,9 +124,9 @@ func Compare(prev, cur *Snapshot) Comparison {
 			change = ChangeStillFailing
 		case cok && cf:
 			change = ChangeRegressed
-		case pf && cok && c == results.StatusPass:
+		case pf && cok && c == string(results.StatusPass):
 			change = ChangeFixed
-		case pf && (cur.Infra || !cok || c == results.StatusSkip):
+		case pf && (cur.Infra || !cok || c == string(results.StatusSkip)):
 			change = ChangeUnknown
 		default:
 			continue
@@ -141,7 +142,7 @@ func Compare(prev, cur *Snapshot) Comparison {
 
 // failing reports whether a test status is a failure of the tested code.
 func failing(status string) bool {
-	switch status {
+	switch results.Status(status) {
 	case results.StatusFail, results.StatusTimeout, results.StatusCrash:
 		return true
 	}
@@ -155,7 +156,7 @@ func SnapshotOf(rd *RunDir) *Snapshot {
 	if rd.Run != nil {
 		s.Infra = rd.Run.Status == results.StatusInfra && len(rd.Run.Crashes) == 0
 		for _, t := range rd.Run.Tests {
-			s.Tests[rd.Run.Suite+"/"+t.Name] = t.Status
+			s.Tests[rd.Run.Suite+"/"+t.Name] = string(t.Status)
 		}
 		s.Crashes = append(s.Crashes, rd.Run.Crashes...)
 		return s
@@ -173,28 +174,4 @@ func SnapshotOf(rd *RunDir) *Snapshot {
 		s.Crashes = append(s.Crashes, c.Crash)
 	}
 	return s
-}
-
-// SameCrash reports whether two crashes are one bug: their titles or
-// alternative titles meet, syzbot's order (a corrupted report is matched
-// by its title only, as triage.Deduper does).
-func SameCrash(a, b results.Crash) bool {
-	names := map[string]bool{}
-	for _, n := range crashNames(a) {
-		names[n] = true
-	}
-	for _, n := range crashNames(b) {
-		if names[n] {
-			return true
-		}
-	}
-	return false
-}
-
-func crashNames(c results.Crash) []string {
-	out := []string{c.Title}
-	if !c.Corrupted {
-		out = append(out, c.AltTitles...)
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
 )
 
@@ -62,16 +61,16 @@ func TestCompare(t *testing.T) {
 	}
 }
 
-// TestSeriesMatchesJob decodes what job.TestSeries writes into Series: the
+// TestSeriesMatchesJob decodes what job.TestSeries writes (results.SeriesResult) into Series: the
 // two types must not drift apart.
 func TestSeriesMatchesJob(t *testing.T) {
 	c := results.Crash{Title: "possible deadlock in seedfs_find", Type: "LOCKDEP", StartLine: 3, EndLine: 9}
-	js := job.SeriesResult{Status: "regression", Reason: "r", Source: "src", BaseRef: "v6.1", Series: "s", Configs: []string{"lockdep"},
+	js := results.SeriesResult{Status: "regression", Reason: "r", Source: "src", BaseRef: "v6.1", Series: "s", Configs: []string{"lockdep"},
 		Suites: []string{"seedfs"}, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), WallSeconds: 7,
-		Base: &job.Step{Verdict: "pass", BuildKey: "k0", Kernel: "/o/base/bzImage", Runs: []string{"/o/base/r"}, Tests: map[string]string{"seedfs/mount": "pass"}, Crashes: []job.SeriesCrash{}},
-		Patches: []*job.PatchVerdict{{Index: 3, Subject: "seedfs: x", Step: job.Step{Verdict: "crash", BuildSeconds: 4, Incremental: true,
-			Crashes: []job.SeriesCrash{{Crash: c, Status: "new", Run: "/o/patch-03/r"}}}}},
-		FirstBad: &job.FirstBad{Index: 3, Subject: "seedfs: x", Verdict: "crash", Title: c.Title, Reproduce: "kregress run"},
+		Base: &results.Step{Verdict: "pass", BuildKey: "k0", Kernel: "/o/base/bzImage", Runs: []string{"/o/base/r"}, Tests: map[string]results.Status{"seedfs/mount": "pass"}, Crashes: []results.SeriesCrash{}},
+		Patches: []*results.PatchVerdict{{Index: 3, Subject: "seedfs: x", Step: results.Step{Verdict: "crash", BuildSeconds: 4, Incremental: true,
+			Crashes: []results.SeriesCrash{{Crash: c, Status: "new", Run: "/o/patch-03/r"}}}}},
+		FirstBad: &results.FirstBad{Index: 3, Subject: "seedfs: x", Verdict: "crash", Title: c.Title, Reproduce: "kregress run"},
 	}
 	data, _ := json.Marshal(js)
 	var s Series
@@ -89,6 +88,6 @@ func TestSeriesMatchesJob(t *testing.T) {
 		delete(st, "warnings")
 	}
 	if !reflect.DeepEqual(m1, m2) {
-		t.Errorf("job.SeriesResult and history.Series differ:\njob     %s\nhistory %s", data, back)
+		t.Errorf("results.SeriesResult and history.Series differ:\njob     %s\nhistory %s", data, back)
 	}
 }

@@ -5,8 +5,8 @@
 // from them. Each run is recorded in one transaction, so a kregress killed
 // mid-write leaves the run recorded whole or not at all.
 //
-// Crash identity across runs is SameCrash (title, then alternative
-// titles). A bug is open until a later run of the job that saw it shows it
+// Crash identity across runs is triage.SameCrash (title, then alternative
+// titles), the rule every part of kregress shares. A bug is open until a later run of the job that saw it shows it
 // no more; a crash that matches only fixed bugs opens a new bug whose title
 // carries a counter, "title (2)", as syzbot names recurrences.
 package history
@@ -30,6 +30,7 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage"
 )
 
 // FileName is the database's file name under the data directory.
@@ -535,7 +536,7 @@ func (w *writer) bugFor(c results.Crash, seen string, jobID any) (int64, error) 
 			return 0, err
 		}
 		json.Unmarshal([]byte(alts), &x.alts)
-		if !SameCrash(results.Crash{Title: base, AltTitles: x.alts}, c) {
+		if !triage.SameCrash(triage.Identity{Title: base, AltTitles: x.alts}, c.Identity()) {
 			continue
 		}
 		if x.status == BugOpen {
@@ -580,7 +581,7 @@ func mergeAlts(alts []string, c results.Crash) []string {
 	for _, a := range alts {
 		set[a] = true
 	}
-	for _, a := range crashNames(c) {
+	for _, a := range c.Identity().Names() {
 		set[a] = true
 	}
 	out := make([]string, 0, len(set))

@@ -49,8 +49,8 @@ func writeRun(t testing.TB, root string, day int, tests map[string]string, crash
 		r.Crashes = []results.Crash{}
 	}
 	for _, name := range sortedKeys(tests) {
-		r.Tests = append(r.Tests, results.Test{Name: name, Status: tests[name], Seconds: 1})
-		if tests[name] != results.StatusPass && r.Status == results.StatusPass {
+		r.Tests = append(r.Tests, results.Test{Name: name, Status: results.Status(tests[name]), Seconds: 1})
+		if results.Status(tests[name]) != results.StatusPass && r.Status == results.StatusPass {
 			r.Status = results.StatusFail
 		}
 	}

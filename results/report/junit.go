@@ -94,7 +94,7 @@ func JUnit(w io.Writer, m *Model) error {
 		}
 		for _, t := range st.Tests {
 			c := junitCase{Name: t.Name, Classname: class(t.Suite), Time: secs(t.Seconds)}
-			switch t.Status {
+			switch results.Status(t.Status) {
 			case results.StatusPass:
 			case results.StatusSkip:
 				c.Skipped = &junitSkipped{Message: cleanXML(t.Message)}
@@ -138,7 +138,7 @@ func JUnit(w io.Writer, m *Model) error {
 			c.SystemOut = cleanXML(strings.Join(outs, "\n\n"))
 		case st.Verdict == "no-apply" || st.Verdict == "no-build" || st.Verdict == "no-boot":
 			c.Failure = &junitProblem{Message: cleanXML(st.Label + ": " + st.Verdict), Type: st.Verdict, Text: cleanXML(st.Message)}
-		case st.Verdict == "infra" || st.Verdict == results.StatusInfra:
+		case st.Verdict == "infra" || st.Verdict == string(results.StatusInfra):
 			c.Error = &junitProblem{Message: cleanXML(firstLine(st.Message)), Type: "infra", Text: cleanXML(st.Message)}
 		}
 		s := suite(name)

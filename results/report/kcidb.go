@@ -237,7 +237,7 @@ func KCIDB(w io.Writer, m *Model) error {
 		case st.Verdict == "no-boot":
 			boot.Status = "FAIL"
 			boot.LogExcerpt = logExcerpt(st.Message)
-		case st.Verdict == "infra" || st.Verdict == results.StatusInfra:
+		case st.Verdict == "infra" || st.Verdict == string(results.StatusInfra):
 			boot.Status = "ERROR"
 			boot.LogExcerpt = logExcerpt(st.Message)
 		default:
@@ -265,7 +265,7 @@ func KCIDB(w io.Writer, m *Model) error {
 			}
 			testID := bid + ":boot"
 			for _, t := range st.Tests {
-				if t.Status == results.StatusCrash && t.RunDir == c.RunDir {
+				if t.Status == string(results.StatusCrash) && t.RunDir == c.RunDir {
 					testID = bid + ":" + TestPath(t.Suite, t.Name)
 					break
 				}
@@ -299,13 +299,13 @@ func issueKey(title string) string {
 // because the VM had died (crashed, or lost to an infrastructure failure)
 // is MISS, not SKIP (which says the test did not apply).
 func kcidbStatus(status, verdict string, crashed bool) string {
-	switch status {
+	switch results.Status(status) {
 	case results.StatusPass:
 		return "PASS"
 	case results.StatusFail, results.StatusTimeout, results.StatusCrash:
 		return "FAIL"
 	case results.StatusSkip:
-		if crashed || verdict == "infra" || verdict == results.StatusInfra {
+		if crashed || verdict == "infra" || verdict == string(results.StatusInfra) {
 			return "MISS"
 		}
 		return "SKIP"

@@ -132,9 +132,9 @@ func Load(dir string, opt Options) (*Model, error) {
 	m := &Model{Dir: dir}
 	if rd.Run != nil {
 		r := rd.Run
-		m.Kind, m.Status, m.Reason, m.Started, m.Wall = "run", r.Status, r.Reason, r.Started, r.WallSeconds
+		m.Kind, m.Status, m.Reason, m.Started, m.Wall = "run", string(r.Status), r.Reason, r.Started, r.WallSeconds
 		m.Suites = []string{r.Suite}
-		st := stepFromRun(&Step{ID: "run", Label: r.Suite, Verdict: r.Status, Message: r.Reason}, r, dir, "", opt)
+		st := stepFromRun(&Step{ID: "run", Label: r.Suite, Verdict: string(r.Status), Message: r.Reason}, r, dir, "", opt)
 		m.Steps = []*Step{st}
 		m.Reproduce = fmt.Sprintf("kregress run --kernel %s --suite %s", r.Kernel, r.Suite)
 		m.Headline = runHeadline(m, st)
@@ -206,7 +206,7 @@ func stepFromRun(st *Step, r *results.Result, runDir, _ string, opt Options) *St
 		st.Started = r.Started
 	}
 	for _, t := range r.Tests {
-		st.Tests = append(st.Tests, Test{Suite: r.Suite, Name: t.Name, Status: t.Status, Message: t.Message, Seconds: t.Seconds, Output: t.Output, RunDir: runDir})
+		st.Tests = append(st.Tests, Test{Suite: r.Suite, Name: t.Name, Status: string(t.Status), Message: t.Message, Seconds: t.Seconds, Output: t.Output, RunDir: runDir})
 	}
 	console := readLines(filepath.Join(runDir, "console.log"))
 	for _, c := range r.Crashes {
@@ -255,7 +255,7 @@ func runHeadline(m *Model, st *Step) string {
 	switch {
 	case len(failed) > 0:
 		return fmt.Sprintf("%s fails %s", kernelName(st), strings.Join(failed, ", "))
-	case m.Status == results.StatusInfra:
+	case m.Status == string(results.StatusInfra):
 		return fmt.Sprintf("kregress could not test %s: %s", kernelName(st), m.Reason)
 	}
 	return fmt.Sprintf("%s passes all %d tests of %s", kernelName(st), len(st.Tests), st.Label)
@@ -272,7 +272,7 @@ func kernelName(st *Step) string {
 // test that did not pass.
 func testAt(st *Step, c *Crash) string {
 	for _, t := range st.Tests {
-		if t.RunDir == c.RunDir && t.Status != results.StatusPass && t.Status != results.StatusSkip {
+		if t.RunDir == c.RunDir && results.Status(t.Status).Failed() {
 			return t.Name
 		}
 	}
@@ -316,7 +316,8 @@ func seriesHeadline(m *Model) string {
 }
 
 func isFailure(status string) bool {
-	return status == results.StatusFail || status == results.StatusTimeout || status == results.StatusCrash
+	s := results.Status(status)
+	return s == results.StatusFail || s == results.StatusTimeout || s == results.StatusCrash
 }
 
 // SourceLink returns the link for a source position, "" when no URL is

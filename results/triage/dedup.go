@@ -49,16 +49,33 @@ type Deduper struct {
 	names map[string]*Bug
 }
 
-// names lists the titles that identify a report for dedup: its title and
-// alternative titles. A corrupted report is matched by its title only,
-// since its alternatives are built from an untrusted stack.
-func dedupNames(r Report) []string {
-	if r.Title == "" {
+// Identity is what tells one crash from another: its title, its
+// alternative titles and whether its report is corrupted. Reports, result
+// entries and stored bugs all reduce to one, so that every part of kregress
+// (dedup within a log, new-or-pre-existing in a series, bisection, history)
+// answers "is this the same crash" with the one rule of SameCrash.
+type Identity struct {
+	Title     string
+	AltTitles []string
+	Corrupted bool
+}
+
+// IdentityOf returns the report's identity.
+func IdentityOf(r Report) Identity {
+	return Identity{Title: r.Title, AltTitles: r.AltTitles, Corrupted: r.Corrupted}
+}
+
+// Names lists the titles that identify a crash: its title and, for a sound
+// report, its alternative titles. A corrupted report is matched by its
+// title only, since its alternatives are built from an untrusted stack;
+// titles ending in " corrupted" are left out unless nothing else is left.
+func (id Identity) Names() []string {
+	if id.Title == "" {
 		return nil
 	}
-	names := []string{r.Title}
-	if !r.Corrupted {
-		names = append(names, r.AltTitles...)
+	names := []string{id.Title}
+	if !id.Corrupted {
+		names = append(names, id.AltTitles...)
 	}
 	out := names[:0]
 	for _, n := range names {
@@ -67,9 +84,23 @@ func dedupNames(r Report) []string {
 		}
 	}
 	if len(out) == 0 {
-		out = append(out, r.Title)
+		out = append(out, id.Title)
 	}
 	return out
+}
+
+// SameCrash reports whether a and b are the same bug: whether their Names
+// meet. A corrupted report's alternative titles never count, on either
+// side, so a corrupted crash on a base cannot make a new crash look
+// pre-existing through its untrusted stack.
+func SameCrash(a, b Identity) bool {
+	an := a.Names()
+	for _, n := range b.Names() {
+		if contains(an, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // Add merges r, seen at s, into its bug and returns that bug. When r's
@@ -78,7 +109,7 @@ func (d *Deduper) Add(r Report, s Sighting) *Bug {
 	if d.names == nil {
 		d.names = map[string]*Bug{}
 	}
-	names := dedupNames(r)
+	names := IdentityOf(r).Names()
 	var b *Bug
 	for _, n := range names {
 		other := d.names[n]

@@ -63,6 +63,9 @@ type format struct {
 	tmpl string
 	// alt are alternative title templates for deduplication.
 	alt []string
+	// more, when set, computes one more argument from the report text,
+	// appended after the captures; false means the format does not match.
+	more func(text []byte) (string, bool)
 	// stack, when set, extracts the guilty frame(s) appended to the args.
 	stack *stackSpec
 	// noTrace: the report is not expected to contain a stack trace.
@@ -79,6 +82,13 @@ type stackSpec struct {
 	altSteps []*regexp.Regexp
 	skip     []string
 	pick     func(frames []string) (string, int)
+	// moduleFirst: a frame of a loadable module ("func+0x1/0x2 [mod]"),
+	// the innermost one not skipped, names the report. Stalls and lockups
+	// loop wherever their caller left them; when that is in a module (a
+	// filesystem client under test), the module's function is the bug,
+	// not the kernel entry point below it, and kernels whose stall reports
+	// lack the interrupt frame that the steps look for still get a title.
+	moduleFirst bool
 
 	skipRe *regexp.Regexp // global skip list plus skip, compiled once
 }
@@ -384,7 +394,7 @@ var rules = []*rule{
 				title: rx(`BUG: soft lockup`),
 				tmpl:  "BUG: soft lockup in %[1]v",
 				alt:   []string{"stall in %[1]v"},
-				stack: &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, pick: pickStallFrame},
+				stack: &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, pick: pickStallFrame, moduleFirst: true},
 			},
 			{title: rx(`BUG: .*still has locks held!`), report: rx(`BUG: .*still has locks held!(?:.*\n)+?.*@PC@ +@FUNC@`), tmpl: "BUG: still has locks held in %[1]v"},
 			{title: rx(`BUG: scheduling while atomic`), tmpl: "BUG: scheduling while atomic in %[1]v", stack: callTraceOnly("schedule")},
@@ -404,8 +414,10 @@ var rules = []*rule{
 			{title: rx(`BUG: non-zero nr_ptes on freeing mm`), tmpl: "BUG: non-zero nr_ptes on freeing mm", noTrace: true},
 			{title: rx(`BUG: non-zero nr_pmds on freeing mm`), tmpl: "BUG: non-zero nr_pmds on freeing mm", noTrace: true},
 			{
-				title:  rx(`BUG: Dentry .* still in use`),
-				report: rx(`BUG: Dentry .* still in use \([0-9]+\) \[(unmount) of ([^\]]+)\]`),
+				title: rx(`BUG: Dentry .* still in use`),
+				// The count is negative when the refcount underflowed; mail
+				// wraps the line before it.
+				report: rx(`BUG: Dentry .* still in use\s*\(-?[0-9]+\) \[(unmount) of ([^\]]+)\]`),
 				tmpl:   "BUG: Dentry still in use in %[1]v",
 				alt:    []string{"BUG: Dentry still in use [%[1]v of %[2]v]"},
 			},
@@ -599,15 +611,23 @@ var rules = []*rule{
 				report: rx(`INFO: possible circular locking dependency detected \](?:.*\n)+?.*is trying to acquire lock(?:.*\n)+?.*at:\s*@PC@ +@FUNC@`),
 				tmpl:   "possible deadlock in %[1]v",
 			},
+			// Old kernels' banner sometimes comes without the "is trying to
+			// acquire" part: the lock is the one the trace was taking.
+			{
+				title: rx(`INFO: possible recursive locking detected \]`),
+				tmpl:  "possible deadlock in %[1]v",
+				stack: callTraceOnly(),
+			},
 			{
 				title: rx(`INFO: rcu_(?:preempt|sched|bh|tasks) (?:self-)?detected(?: expedited)? stall`),
 				tmpl:  "INFO: rcu detected stall in %[1]v",
 				alt:   []string{"stall in %[1]v"},
 				stack: &stackSpec{
-					steps:    []*regexp.Regexp{rx(`apic_timer_interrupt`), ripFrame, traceHere},
-					altSteps: []*regexp.Regexp{rx(`(?:apic_timer_interrupt|Exception stack|el1h_64_irq)`), traceHere},
-					skip:     []string{"apic_timer_interrupt", "rcu"},
-					pick:     pickStallFrame,
+					steps:       []*regexp.Regexp{rx(`apic_timer_interrupt`), ripFrame, traceHere},
+					altSteps:    []*regexp.Regexp{rx(`(?:apic_timer_interrupt|Exception stack|el1h_64_irq)`), traceHere},
+					skip:        []string{"apic_timer_interrupt", "rcu"},
+					pick:        pickStallFrame,
+					moduleFirst: true,
 				},
 			},
 			{title: rx(`INFO: trying to register non-static key`), tmpl: "INFO: trying to register non-static key in %[1]v", stack: callTraceOnly("stack", "lock", "IRQ")},
@@ -725,7 +745,7 @@ var rules = []*rule{
 			title: rx(`Watchdog detected hard LOCKUP on cpu`),
 			tmpl:  "BUG: hard lockup in %[1]v",
 			alt:   []string{"stall in %[1]v"},
-			stack: &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, altSteps: []*regexp.Regexp{callTrace, traceHere}, pick: pickStallFrame},
+			stack: &stackSpec{steps: []*regexp.Regexp{ripFrame, callTrace, traceHere}, altSteps: []*regexp.Regexp{callTrace, traceHere}, pick: pickStallFrame, moduleFirst: true},
 		}},
 	},
 	{kind: "kernel-bug2", header: "Kernel BUG", formats: []*format{{title: rx(`Kernel BUG (.*)`), tmpl: "kernel BUG %[1]v"}}},
@@ -781,21 +801,23 @@ var rules = []*rule{
 	// line before, and "failed" on the line after.
 	{
 		kind:    "lustre-assert",
-		header:  "ASSERTION( ",
-		require: rx(`\(\)\)\s*ASSERTION\( |(?:^|\] |>)\s*ASSERTION\( `),
+		header:  "ASSERTION(",
+		require: rx(`\(\)\)\s*ASSERTION\(|(?:^|\] |>)\s*ASSERTION\(`),
 		formats: []*format{
 			{
-				title:  rx(`ASSERTION\( `),
-				report: rx(`(?:^|\n)[^\n]*?([a-zA-Z0-9_]+)\(\)\)\s*ASSERTION\( ([^\n]*?) \)(?: failed|\s*\n\s*failed|\s*(?:\n|$))`),
+				title:  rx(`ASSERTION\(`),
+				report: rx(`(?:^|\n)[^\n]*?([a-zA-Z0-9_]+)\(\)\)\s*ASSERTION\(`),
+				more:   assertionCondition,
 				tmpl:   "LBUG: ASSERTION( %[2]v ) failed in %[1]v",
 				alt:    []string{"LBUG in %[1]v"},
 				stack:  &stackSpec{steps: []*regexp.Regexp{callTrace, traceHere}},
 			},
 			{
-				title:  rx(`ASSERTION\( `),
-				report: rx(`ASSERTION\( ([^\n]*?) \)(?: failed|\s*(?:\n|$))(?:.*\n)*?.*:([a-zA-Z0-9_]+)\(\)\) LBUG`),
-				tmpl:   "LBUG: ASSERTION( %[1]v ) failed in %[2]v",
-				alt:    []string{"LBUG in %[2]v"},
+				title:  rx(`ASSERTION\(`),
+				report: rx(`ASSERTION\((?:.*\n)*?.*:([a-zA-Z0-9_]+)\(\)\) LBUG`),
+				more:   assertionCondition,
+				tmpl:   "LBUG: ASSERTION( %[2]v ) failed in %[1]v",
+				alt:    []string{"LBUG in %[1]v"},
 				stack:  &stackSpec{steps: []*regexp.Regexp{callTrace, traceHere}},
 			},
 		},
@@ -821,6 +843,46 @@ func init() {
 			f.stack.skipRe = regexp.MustCompile(strings.Join(skip, "|"))
 		}
 	}
+}
+
+// assertionCondition returns the condition of the first Lustre assertion
+// in text: what LASSERT prints between "ASSERTION(" and its closing
+// parenthesis, with or without the spaces inside ("ASSERTION( x )" and
+// "ASSERTION((x))" alike), joined when mail or a ticket wrapped it over a
+// few lines, white space collapsed.
+func assertionCondition(text []byte) (string, bool) {
+	const head, maxLines = "ASSERTION(", 4
+	i := bytes.Index(text, []byte(head))
+	if i < 0 {
+		return "", false
+	}
+	rest := text[i+len(head):]
+	depth, lines := 1, 1
+	for j, c := range rest {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case '\n':
+			lines++
+		}
+		if depth == 0 {
+			return strings.Join(strings.Fields(string(rest[:j])), " "), true
+		}
+		if lines > maxLines {
+			break
+		}
+	}
+	// Unbalanced (a cut line): the condition runs to " ) failed" or the
+	// end of its line.
+	if e := bytes.IndexByte(rest, '\n'); e >= 0 {
+		rest = rest[:e]
+	}
+	if e := bytes.Index(rest, []byte(" ) failed")); e >= 0 {
+		rest = rest[:e]
+	}
+	return strings.Join(strings.Fields(string(rest)), " "), true
 }
 
 // stallAnchors are dispatch points (syscall entry, workqueue, timers, file

@@ -210,6 +210,23 @@ func (s *Stream) Flush() []Report {
 	return out
 }
 
+// Idle finishes and returns the open reports whose last line ended a
+// stack trace ("</TASK>"). A console monitor calls it when the output has
+// been quiet for a short while (a second or two): a report that dumps
+// several stacks and no end marker, such as an RCU stall detected by
+// another CPU, is then complete, and need not wait for the next report to
+// begin, which may be never or the stall timeout later.
+func (s *Stream) Idle() []Report {
+	var out []Report
+	for _, p := range append([]*pending(nil), s.open...) {
+		if p.traceEnded {
+			out = append(out, s.finish(p)...)
+			s.setTail(p.key)
+		}
+	}
+	return out
+}
+
 // pending is a report being collected.
 type pending struct {
 	rule       *rule
@@ -223,6 +240,7 @@ type pending struct {
 	awaitCheck bool // the next line may say the header was a replay
 	dumpOnly   bool // a dump_stack() report: its trace's </TASK> ends it
 	wrapNext   bool // the last line looks cut, as mail wraps them
+	traceEnded bool // the last line closed a stack trace
 	full       bool
 }
 
@@ -262,6 +280,9 @@ func (s *Stream) feed(line []byte) []Report {
 	}
 	key := groupOf(ctx)
 	r := headerRule(line)
+	if r != nil && r.kind == "warning" && s.warnsForBug(key) {
+		r = nil // the WARN_ON() after a one-line BUG message: its trace
+	}
 	mid := r != nil && anyMatch(line, midReportHeaders)
 	switch {
 	case r != nil && !mid:
@@ -320,6 +341,22 @@ func (s *Stream) setTail(key string) {
 	if len(s.tailEnd) < maxTails {
 		s.tailEnd[key] = s.line + tailLines
 	}
+}
+
+// warnsForBug reports whether a WARNING header now belongs to the report
+// of key that a one-line "BUG: ..." message opened just before: code such
+// as the dcache's umount_check prints the message and then WARN_ON(1) from
+// the same place, and the two are one report.
+func (s *Stream) warnsForBug(key string) bool {
+	for _, p := range s.open {
+		// The WARN_ON's "cut here" line follows the message at once;
+		// without it a WARNING is another CPU's, printed in between.
+		if p.key == key && p.rule.kind == "bug" && s.line-p.end == 1 && p.lines == 2 &&
+			bytes.Contains(p.text, []byte("[ cut here ]")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Stream) openFor(key string) []*pending {
@@ -386,6 +423,7 @@ func (p *pending) add(body []byte, line int) {
 	}
 	t := bytes.TrimRight(body, " ")
 	p.wrapNext = len(t) == 0 || t[len(t)-1] == ':'
+	p.traceEnded = bytes.Equal(bytes.TrimSpace(body), []byte("</TASK>"))
 	if skip {
 		return
 	}
@@ -407,6 +445,12 @@ var dumpStackReports = rxs(
 	`INFO: task .* blocked for more than`, `BUG: using .* in preemptible`,
 	`INFO: trying to register non-static key`, `Invalid wait context`,
 	`:[0-9]+ blocked for more than [0-9]+ seconds`,
+	// A self-detected stall and a lockup end with the stalled CPU's own
+	// trace; waiting for the next report to begin would delay the verdict
+	// by the stall timeout. (A stall detected by another CPU dumps several
+	// stacks, the grace-period kthread's first: it is not closed early.)
+	`rcu_(?:preempt|sched|bh|tasks) self-detected(?: expedited)? stall`,
+	`BUG: soft lockup - CPU`, `Watchdog detected hard LOCKUP`,
 )
 
 var terminators = [][]byte{

@@ -56,6 +56,13 @@ func describe(text []byte, r *rule) description {
 			}
 			captured = append(captured, string(text[m[i]:m[i+1]]))
 		}
+		if f.more != nil {
+			arg, ok := f.more(text)
+			if !ok {
+				continue
+			}
+			captured = append(captured, arg)
+		}
 		var keys []keyFrame
 		d.corrupted = ""
 		d.frames = nil
@@ -165,11 +172,46 @@ func shortestStripped(frame string) string {
 // trace (or capturing step group), the frames of the first trace, and
 // whether every key frame was found.
 func guiltyFrames(s *stackSpec, text []byte) ([]keyFrame, []string, bool) {
+	if s.moduleFirst {
+		if frames := moduleFrames(s, text); len(frames) > 0 {
+			return []keyFrame{{frames[0], frames[0]}}, frames, true
+		}
+	}
 	keys, frames, ok := walkSteps(s, s.steps, text)
 	if ok || len(s.altSteps) == 0 {
 		return keys, frames, ok
 	}
 	return walkSteps(s, s.altSteps, text)
+}
+
+// moduleFrames returns the frames of text from the first one of a loadable
+// module that the spec does not skip, or nil when there is none.
+func moduleFrames(s *stackSpec, text []byte) []string {
+	var out []string
+	for len(text) > 0 {
+		ln := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			ln, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		if bytes.HasPrefix(bytes.TrimSpace(ln), []byte("? ")) {
+			continue // questionable
+		}
+		f, ok := parseFrame(ln)
+		if !ok {
+			continue
+		}
+		name := demangle(f.Func)
+		if s.skipRe != nil && skipCache.skipped(s.skipRe, name) {
+			continue
+		}
+		if len(out) == 0 && f.Module == "" {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 func (s *stackSpec) choose(raw []string) keyFrame {

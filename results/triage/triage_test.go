@@ -369,7 +369,7 @@ func TestMoreClasses(t *testing.T) {
 [  50.000012]  kthread+0xc4/0xcc
 [  50.000013]  ret_from_fork+0x1f/0x30
 [  50.000014]  </TASK>
-`, "BUG: hard lockup in tgt_brw_write", "HANG"},
+`, "BUG: hard lockup in ofd_commitrw", "HANG"}, // the innermost module frame names a lockup
 		{"reboot", `[    0.000000] Linux version 6.1.0 (gcc) #1 SMP
 [    1.000000] Run /init as init process
 some output
@@ -462,5 +462,139 @@ func TestParseReaderMatchesParse(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("input %d: ParseReader gives %q, Parse %q", i, titles(got), titles(want))
 		}
+	}
+}
+
+// TestConsoleShapes: report shapes that real kernels print and
+// syzkaller's rules miss, each from a real log (testdata/kernel/SOURCES.md
+// says where each comes from): titles carry no names, counts or addresses.
+func TestConsoleShapes(t *testing.T) {
+	tests := []struct {
+		file      string
+		titles    []string
+		corrupted []bool
+	}{
+		// A dentry refcount underflow at unmount: "still in use (-1)", then
+		// WARN_ON(1) from the same place: one report with the WARNING's trace.
+		{"dentry-underflow-debian-6.1.log", []string{
+			"BUG: Dentry still in use in unmount",
+			"VFS: Busy inodes after unmount (use-after-free)",
+			"kernel BUG in generic_shutdown_super",
+		}, []bool{false, false, false}},
+		// Mail wrapped the count onto the next line and trimmed the trace.
+		{"lustre-LU-14361-dentry-wrapped.log", []string{"BUG: Dentry still in use in unmount"}, []bool{true}},
+		// Debian 6.1: stalls and soft lockups in a module are named by the
+		// module's function, not "corrupted" or the syscall below it.
+		{"module-stall-debian-6.1.log", []string{
+			"INFO: rcu detected stall in crashmod_spin",
+			"BUG: soft lockup in crashmod_spin",
+			"BUG: soft lockup in crashmod_spin",
+			"INFO: rcu detected stall in crashmod_spin",
+			"BUG: soft lockup in crashmod_spin",
+			"BUG: soft lockup in crashmod_spin",
+		}, []bool{false, false, false, false, false, false}},
+		// ASSERTION((x)) without the spaces LASSERT prints, wrapped.
+		{"lustre-LU-18718-assertion-parens.log", []string{
+			"LBUG: ASSERTION( (((inode->i_mode) & ADDR) == ADDR) ) failed in cl_file_inode_init",
+		}, []bool{false}},
+		// An old "[ INFO: ... ]" lockdep banner without "is trying to acquire".
+		{"lustre-LU-7542-lockdep-old-banner.log", []string{"possible deadlock in sptlrpc_conf_client_adapt"}, []bool{false}},
+	}
+	for _, tc := range tests {
+		data, err := os.ReadFile(filepath.Join("testdata/kernel", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps := Parse(data)
+		var corrupted []bool
+		for _, r := range reps {
+			corrupted = append(corrupted, r.Corrupted)
+		}
+		if !reflect.DeepEqual(titles(reps), tc.titles) || !reflect.DeepEqual(corrupted, tc.corrupted) {
+			t.Errorf("%s: got %q corrupted %v, want %q corrupted %v", tc.file, titles(reps), corrupted, tc.titles, tc.corrupted)
+		}
+		if tc.file == "dentry-underflow-debian-6.1.log" && len(reps) > 0 && !strings.Contains(reps[0].Report, "WARNING: CPU") {
+			t.Errorf("%s: the WARNING is not part of the BUG's report:\n%s", tc.file, reps[0].Report)
+		}
+	}
+}
+
+// TestAssertionCondition: LASSERT's "ASSERTION( x )" and __LASSERT's
+// "ASSERTION(x)" give the same condition; wrapped ones are joined.
+func TestAssertionCondition(t *testing.T) {
+	for in, want := range map[string]string{
+		"f()) ASSERTION( a == 1 ) failed: msg":         "a == 1",
+		"f()) ASSERTION(a == 1) failed":                "a == 1",
+		"f()) ASSERTION((a) == 1) failed":              "(a) == 1",
+		"f()) ASSERTION((((a) & 7)\n    == 1)) failed": "(((a) & 7) == 1)",
+		"f()) ASSERTION( a == f(1 ) failed":            "a == f(1",
+	} {
+		if got, ok := assertionCondition([]byte(in)); !ok || got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestStreamClosesStallAtTraceEnd: a self-detected stall and a soft
+// lockup are returned by the Feed of their trace's last line, not when the
+// next report begins (on a real system that is the stall timeout later).
+func TestStreamClosesStallAtTraceEnd(t *testing.T) {
+	data, err := os.ReadFile("testdata/kernel/module-stall-debian-6.1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	s := NewStream()
+	early := 0
+	for i, ln := range lines {
+		for _, r := range s.Feed(ln) {
+			header := lines[r.StartLine-1]
+			if !strings.Contains(header, "self-detected stall") && !strings.Contains(header, "soft lockup") {
+				continue
+			}
+			early++
+			if r.EndLine != i+1 || !strings.HasSuffix(ln, "</TASK>") {
+				t.Errorf("%q (line %d) returned at line %d %q, want its </TASK> at line %d", r.Title, r.StartLine, i+1, ln, r.EndLine)
+			}
+		}
+	}
+	if early != 5 {
+		t.Errorf("%d self-detected stalls and soft lockups returned by Feed, want 5", early)
+	}
+}
+
+// TestStreamIdleClosesStall: an RCU stall detected by another CPU dumps the
+// grace-period kthread's stack and then the stalled CPU's; after its last
+// trace and a quiet period (Idle), it is returned whole, as Parse sees it.
+func TestStreamIdleClosesStall(t *testing.T) {
+	data, err := os.ReadFile("testdata/kernel/double-lock.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want *Report
+	for _, r := range Parse(data) {
+		if strings.Contains(r.Title, "rcu detected stall") {
+			want = &r
+			break
+		}
+	}
+	if want == nil {
+		t.Fatal("Parse finds no stall in double-lock.log")
+	}
+	s := NewStream()
+	lines := strings.Split(string(data), "\n")
+	for _, ln := range lines[:want.EndLine] {
+		for _, r := range s.Feed(ln) {
+			if r.Title == want.Title {
+				t.Fatalf("stall returned by Feed at line %d, before Idle", r.EndLine)
+			}
+		}
+	}
+	got := s.Idle()
+	if len(got) != 1 || !reflect.DeepEqual(got[0], *want) {
+		t.Fatalf("Idle after line %d returned %q, want the stall %q as Parse gives it", want.EndLine, titles(got), want.Title)
+	}
+	if more := s.Idle(); len(more) != 0 {
+		t.Errorf("a second Idle returned %q", titles(more))
 	}
 }
