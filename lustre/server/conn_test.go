@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/lustre/ldlm"
 	"github.com/kregress/kregress/lustre/lnet"
 	"github.com/kregress/kregress/lustre/probe"
+	"github.com/kregress/kregress/lustre/ptlrpc"
 )
 
 // closedWithin reports whether the server closes nc within d.
@@ -160,5 +162,45 @@ func TestUnmountCancelsInBatches(t *testing.T) {
 	if st.RPCs["LDLM_CANCEL"] != want || st.Locks != 0 {
 		t.Errorf("unmount with %d locks: %d LDLM_CANCELs, %d locks left; want %d cancels of at most %d handles and none left",
 			held, st.RPCs["LDLM_CANCEL"], st.Locks, want, probe.CancelBatch)
+	}
+}
+
+// TestEvictionWaitsForEveryConnection: an export whose last connection
+// closed stays while its peer has another connection open, and goes
+// (with its locks) once every connection of the peer has been gone for
+// EvictAfter.
+func TestEvictionWaitsForEveryConnection(t *testing.T) {
+	s, logs := start(t, Config{Generate: "dirs=1,files=1", EvictAfter: 300 * time.Millisecond, ConnectDelay: -1})
+	a, _ := handshakenAs(t, s, "192.168.122.95@tcp", 9)
+	b, _ := handshakenAs(t, s, "192.168.122.95@tcp", 9)
+	var sa *lnet.Conn
+	for deadline := time.Now().Add(5 * time.Second); sa == nil; time.Sleep(10 * time.Millisecond) {
+		s.connMu.Lock()
+		for _, c := range s.conns {
+			if c != nil && c.RemoteAddr().String() == a.LocalAddr().String() {
+				sa = c
+			}
+		}
+		s.connMu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the server never registered the connection")
+		}
+	}
+	x := s.exports.Add(&ptlrpc.Export{Target: s.mdt.TargetUUID(), ClientUUID: "peer-95", ClientNID: sa.Remote})
+	x.SetConn(sa)
+	s.locks.Grant(ldlm.LockDesc{ResType: ldlm.TypeIbits, ReqMode: ldlm.ModePR}, 1, x)
+	a.Close()
+	time.Sleep(1500 * time.Millisecond) // five times EvictAfter
+	if !sa.Closed() {
+		t.Fatal("the server did not notice the closed connection")
+	}
+	if s.exports.Get(x.Cookie) == nil || s.locks.Len() != 1 {
+		t.Fatalf("the export of a peer that still has a connection open was evicted\n%s", logs)
+	}
+	b.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.exports.Get(x.Cookie) != nil || s.locks.Len() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the export and its lock are still there 5s after the peer's last connection closed (EvictAfter 300ms)\n%s", logs)
+		}
 	}
 }

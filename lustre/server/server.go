@@ -449,6 +449,18 @@ func (s *Server) peerTalks(c *lnet.Conn) bool {
 	return false
 }
 
+// peerConnected reports whether the peer of c has a connection open.
+func (s *Server) peerConnected(c *lnet.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, o := range s.conns {
+		if o != nil && !o.Closed() && o.Remote == c.Remote && o.RemotePID == c.RemotePID && o.PeerIncarnation == c.PeerIncarnation {
+			return true
+		}
+	}
+	return false
+}
+
 // handleMessage gets every LNet message lnet does not answer itself.
 func (s *Server) handleMessage(c *lnet.Conn, m *lnet.Message) {
 	if m.Type != lnet.MsgPUT {
@@ -789,16 +801,18 @@ func (s *Server) housekeep() {
 const freeAfter = 10000
 
 // evictOrphans drops the exports, and with them the locks, of clients
-// whose connection has been gone for EvictAfter: an export remembers the
-// connection its client last used, and a reconnecting client's next
-// request (a real client pings every 25s) names a live one again. A real
+// whose connections have all been gone for EvictAfter: an export
+// remembers the connection its client last used; while that one or
+// another connection of the same peer (NID, pid and incarnation) is open,
+// the client is there, and a reconnecting client's next request (a real
+// client pings every 25s) names a live connection again. A real
 // MDT's ping evictor also evicts a silent client whose socket is still
 // open; this one does not, since the probe never pings.
 func (s *Server) evictOrphans(orphans map[*ptlrpc.Export]time.Time, now time.Time) {
 	live := map[*ptlrpc.Export]bool{}
 	for _, x := range s.exports.All() {
 		live[x] = true
-		if c := x.Conn(); c != nil && !c.Closed() {
+		if c := x.Conn(); c != nil && (!c.Closed() || s.peerConnected(c)) {
 			delete(orphans, x)
 			continue
 		}
