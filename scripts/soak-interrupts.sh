@@ -25,7 +25,7 @@ say() { echo "run $i: $*"; }
 for i in $(seq 1 "$RUNS"); do
 	actions=(none sigint sigterm sigkill qemu-kill qemu-term)
 	act=${actions[$((RANDOM % ${#actions[@]}))]}
-	delay=$((RANDOM % 8000))  # ms after start (a boot takes 3-8 s here)
+	delay=$((RANDOM % 15000))  # ms after start: boots take 3-10 s, smoke a few more
 	out=$WORK/out/$i
 	mkdir -p "$out"
 	KREGRESS_SOAK_TAG=$TAG "$K" run --kernel "$KERNEL" --suite smoke --accel tcg --out "$out" >"$out.stdout" 2>"$out.stderr" &
