@@ -415,6 +415,9 @@ func (w *writer) runDir(job string, rd *RunDir) error {
 		}{fmt.Sprintf("patch %d", p.Index), &p.Step})
 	}
 	for i, x := range steps {
+		if len(x.st.Runs) == 0 {
+			continue // nothing booted: no build to remember
+		}
 		b := build{tree: s.Source, commit: s.BaseRef, configDigest: x.st.BuildKey, imageSignature: imageSignature(rd.Resolve(x.st.Kernel))}
 		if i > 0 || s.Base == nil {
 			b.series = fmt.Sprintf("%s@%s", s.Series, strings.TrimPrefix(x.name, "patch "))

@@ -419,3 +419,45 @@ func TestFlakyRepeatsInOneFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecordSeries records the report package's pinned series dirs: a
+// series row, one row per step run (found under the series folder: the
+// paths it names are gone), the steps' builds, and the crash's bug.
+func TestRecordSeries(t *testing.T) {
+	ctx := context.Background()
+	h := openTemp(t)
+	for _, name := range []string{"composed-series", "series-interrupted"} {
+		// A copy: Record writes the job's name into the directory.
+		src := filepath.Join("..", "report", "testdata", "runs", name)
+		dst := filepath.Join(t.TempDir(), name)
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Record(ctx, "seed", dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := h.Runs(ctx, "seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, r := range runs {
+		kinds[r.Kind]++
+	}
+	if kinds["series"] != 2 || kinds["step"] != 4 {
+		t.Fatalf("runs by kind %v, want 2 series and 4 step runs", kinds)
+	}
+	bugs, _ := h.Bugs(ctx, "seed", "")
+	if len(bugs) != 1 || bugs[0].Title != "kernel panic: sysrq triggered crash" || bugs[0].Count != 1 {
+		t.Fatalf("bugs %+v", bugs)
+	}
+	var builds int
+	h.db.QueryRow("SELECT count(*) FROM builds WHERE tree = '/usr/src/linux-source-6.1.tar.xz'").Scan(&builds)
+	if builds != 4 {
+		t.Errorf("%d builds of the tree, want 4 (base and three prefixes)", builds)
+	}
+	if err := h.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
