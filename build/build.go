@@ -14,7 +14,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -199,24 +198,10 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	st.phase("make", fmt.Sprintf("%s of %s in %s", how, strings.Join(tgts, " "), dir))
 	args := append([]string{"-C", src.dir, "O=" + dir, fmt.Sprintf("-j%d", jobs)}, vars...)
 	mr, err := runMake(ctx, src.dir, env, append(args, tgts...), src.dir, log, st)
-	if mr != nil {
-		res.Compiled = mr.compiled
-		for _, d := range mr.diags {
-			if touched[d.File] {
-				d.InSeries = true
-				if d.Severity == "warning" {
-					res.Warnings = append(res.Warnings, d)
-				}
-			}
-		}
-	}
+	var warnings []Diagnostic
+	res.Compiled, warnings, err = mr.inSeries(err, touched)
+	res.Warnings = append(res.Warnings, warnings...)
 	if err != nil {
-		var ce *CompileError
-		if errors.As(err, &ce) {
-			for i := range ce.Errors {
-				ce.Errors[i].InSeries = touched[ce.Errors[i].File]
-			}
-		}
 		return nil, err
 	}
 	for _, w := range res.Warnings {

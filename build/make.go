@@ -177,3 +177,28 @@ func targets(args []string) []string {
 	}
 	return t
 }
+
+// inSeries returns what a make run (r, which may be nil, and its error)
+// says about the files a series touches: the kbuild steps it ran, the
+// compiler warnings in those files, and err with its errors marked
+// InSeries when they are in them.
+func (r *makeRun) inSeries(err error, touched map[string]bool) (compiled int, warnings []Diagnostic, _ error) {
+	if r != nil {
+		compiled = r.compiled
+		for _, d := range r.diags {
+			if touched[d.File] {
+				d.InSeries = true
+				if d.Severity == "warning" {
+					warnings = append(warnings, d)
+				}
+			}
+		}
+	}
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		for i := range ce.Errors {
+			ce.Errors[i].InSeries = touched[ce.Errors[i].File]
+		}
+	}
+	return compiled, warnings, err
+}

@@ -85,6 +85,9 @@ type LustreSpec struct {
 	Generate string
 	// FaultsFile holds initial fault rules (YAML).
 	FaultsFile string
+	// SourceRoot is the client tree the modules were built in; it is cut
+	// from their source paths so they read lustre/llite/namei.c:NNN.
+	SourceRoot string
 }
 
 // netModules are the modules a distribution kernel keeps outside the image
@@ -133,6 +136,14 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 		Tests:      []results.Test{},
 		Crashes:    []results.Crash{},
 	}
+	// A run whose kregress is killed (SIGKILL, the machine stopping)
+	// keeps this record: the run directory always has a result.json that
+	// says what became of it.
+	res.Reason = fmt.Sprintf("the run did not finish: kregress (pid %d) ended before it could record the result", os.Getpid())
+	if err := dir.WriteResult(res); err != nil {
+		return nil, dir.Path, err
+	}
+	res.Reason = ""
 	start := time.Now()
 	r := &run{spec: spec, dir: dir, res: res}
 	err = r.do(ctx)
@@ -258,21 +269,32 @@ func (r *run) symbolized(reps []triage.Report) []triage.Report {
 	if r.spec.Symbolizer == nil {
 		return reps
 	}
-	prefix := strings.TrimSuffix(r.spec.SourceRoot, "/") + "/"
 	for i := range reps {
 		r.spec.Symbolizer.SymbolizeReport(&reps[i])
-		if r.spec.SourceRoot == "" {
-			continue
-		}
 		for j := range reps[i].Stack {
 			f := &reps[i].Stack[j]
-			f.File = strings.TrimPrefix(f.File, prefix)
+			f.File = r.sourcePath(f.File)
 			for k := range f.Inlined {
-				f.Inlined[k].File = strings.TrimPrefix(f.Inlined[k].File, prefix)
+				f.Inlined[k].File = r.sourcePath(f.Inlined[k].File)
 			}
 		}
 	}
 	return reps
+}
+
+// sourcePath cuts the kernel tree (SourceRoot) or the Lustre client tree
+// (Lustre.SourceRoot) from a source path, so that it reads fs/namei.c or
+// lustre/llite/namei.c.
+func (r *run) sourcePath(file string) string {
+	for _, root := range []string{r.spec.SourceRoot, r.spec.Lustre.SourceRoot} {
+		if root == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(file, strings.TrimSuffix(root, "/")+"/"); ok {
+			return rest
+		}
+	}
+	return file
 }
 
 // finish decides the run's status once the VM is gone: a crash the console

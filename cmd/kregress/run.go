@@ -16,6 +16,7 @@ import (
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -46,8 +47,31 @@ func (s *stringList) Set(v string) error {
 
 // signalContext is canceled on SIGINT or SIGTERM, so that every VM,
 // build and server is torn down before kregress exits.
+//
+// Its cause names the signal ("SIGINT received"), so that every record
+// of what the signal ended says which one. After the first signal the
+// default behaviour returns: a second Ctrl-C ends kregress at once (its
+// children die with it).
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			name := "SIGINT"
+			if sig == syscall.SIGTERM {
+				name = "SIGTERM"
+			}
+			cancel(fmt.Errorf("%s received", name))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
 }
 
 // withTimeout bounds ctx by the --timeout flag; when it expires, what ends
@@ -59,7 +83,7 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
-	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
+	doBuild := fs.Bool("build", false, "build first: the kernel from --source/--series/--config (see 'kregress build --help') and/or the Lustre client from --client/--client-series against it (or against --kernel's installed headers)")
 	var bf buildFlags
 	bf.register(fs)
 	var vf vmFlags
@@ -92,8 +116,20 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		hint(stderr, "run")
 		return exitInfra
 	}
-	if *kernel != "" && *doBuild {
-		return bad("give --kernel or --build, not both")
+	if *kernel != "" && *doBuild && bf.source != "" {
+		return bad("give --kernel or --build --source, not both")
+	}
+	if *doBuild && bf.source == "" && bf.client == "" {
+		return bad("--build needs --source (a kernel to build) or --client (a Lustre client to build)")
+	}
+	if bf.client != "" && !*doBuild {
+		return bad("--client is built with --build")
+	}
+	if *doBuild && bf.source == "" && *kernel == "" {
+		return bad("--build --client without --source builds the client against a distribution kernel: give it with --kernel")
+	}
+	if _, err := bf.clientSpec(); err != nil {
+		return bad("%v", err)
 	}
 	if *kernel != "" {
 		if _, err := os.Stat(*kernel); err != nil {
@@ -119,11 +155,19 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	for _, s := range loaded {
 		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
-			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR", s.Name)
+			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR, or build them with --build --client TREE", s.Name)
+		}
+	}
+	if bf.client != "" {
+		if vf.lustreMods != "" {
+			return bad("give --client (build the client) or --lustre-modules (built modules), not both")
+		}
+		if !job.MountsLustre(loaded) {
+			return bad("--client %s given but no suite among %s mounts Lustre (target: lustre): its modules would not be loaded", bf.client, vf.suiteNames.String())
 		}
 	}
 	var req build.Request
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		if req, err = bf.request(); err != nil {
 			return bad("%v", err)
 		}
@@ -145,8 +189,10 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
+	var builtTree build.KernelTree
+	var builtVmlinux string
 	phase = phaseBuild
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		req.Progress = prog
 		br, err := buildKernel(ctx, req)
 		if err != nil {
@@ -156,6 +202,36 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		built = &job.Spec{Modules: base.Modules}
 		defer built.UseBuild(br)()
+		builtTree = build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}
+		builtVmlinux = br.Vmlinux
+	}
+	if bf.client != "" {
+		kt := builtTree
+		if built == nil {
+			if kt, err = distroKernel(*kernel); err != nil {
+				prog.Done()
+				failf(stderr, "run", "%v", err)
+				return exitInfra
+			}
+		}
+		cr, mods, err := bf.buildClient(ctx, kt, prog)
+		if err != nil {
+			prog.Done()
+			failf(stderr, "run", "%v", err)
+			return buildExit(err)
+		}
+		base.Lustre.Modules, base.Lustre.SourceRoot = mods, cr.Dir
+		if built != nil {
+			// The kernel's symbolizer, with the client's modules too.
+			var dirs []string
+			if built.ModulesDir != "" {
+				dirs = append(dirs, built.ModulesDir)
+			}
+			if s, err := symbolize.New(builtVmlinux, append(dirs, cr.Dir)...); err == nil {
+				defer s.Close()
+				built.Symbolizer = s
+			}
+		}
 	}
 	phase = phaseRun
 	type outcome struct {
