@@ -47,8 +47,31 @@ func (s *stringList) Set(v string) error {
 
 // signalContext is canceled on SIGINT or SIGTERM, so that every VM,
 // build and server is torn down before kregress exits.
+//
+// Its cause names the signal ("SIGINT received"), so that every record
+// of what the signal ended says which one. After the first signal the
+// default behaviour returns: a second Ctrl-C ends kregress at once (its
+// children die with it).
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			name := "SIGINT"
+			if sig == syscall.SIGTERM {
+				name = "SIGTERM"
+			}
+			cancel(fmt.Errorf("%s received", name))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
 }
 
 // withTimeout bounds ctx by the --timeout flag; when it expires, what ends
