@@ -296,6 +296,10 @@ func TestKilledBetweenWrites(t *testing.T) {
 		path := filepath.Join(t.TempDir(), FileName)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecorder$")
 		cmd.Env = append(os.Environ(), "KREGRESS_HISTORY_CHILD_DB="+path, "KREGRESS_HISTORY_CHILD_RUNS="+root)
+		// The child waits forever once done: it must die with this test
+		// even when the test is killed first (a leftover was seen).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		t.Cleanup(func() { cmd.Process.Kill() })
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

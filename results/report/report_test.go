@@ -258,3 +258,31 @@ func TestLockChain(t *testing.T) {
 		t.Errorf("circular chain %q, want %q", got, want)
 	}
 }
+
+// TestSourceLinks: symbolized frames link to the tree when a URL is
+// configured, and to nothing otherwise. (The pinned runs are Debian
+// kernels without debug info, so the position here is set by the test.)
+func TestSourceLinks(t *testing.T) {
+	m, err := Load("testdata/runs/sysrq-crash", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Steps[0].Crashes[0]
+	c.Crash.Stack[2].File, c.Crash.Stack[2].Line = "drivers/tty/sysrq.c", 158
+	c.Crash.Stack[2].Inlined = []triage.InlinedFrame{{Func: "inner", File: "./include/linux/x.h", Line: 7}}
+	var with, without bytes.Buffer
+	HTML(&with, m, Options{SourceURL: testSourceURL})
+	HTML(&without, m, Options{})
+	for _, want := range []string{
+		`<a href="https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/drivers/tty/sysrq.c?h=v6.1.192#n158">drivers/tty/sysrq.c:158</a>`,
+		`<a href="https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/include/linux/x.h?h=v6.1.192#n7">./include/linux/x.h:7</a>`,
+		`inner (inlined)`,
+	} {
+		if !strings.Contains(with.String(), want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(without.String(), "git.kernel.org") || !strings.Contains(without.String(), "drivers/tty/sysrq.c:158") {
+		t.Error("without a URL: a link, or no position")
+	}
+}
