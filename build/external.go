@@ -527,7 +527,7 @@ func configureClient(ctx context.Context, dir string, req ClientRequest, buildSy
 	st.phase("client", fmt.Sprintf("configure against %s (%s)", req.Kernel.Release, req.Kernel.LinuxObj))
 	if err := runLogged(ctx, dir, env, log, args...); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("build: configuring client tree %s: %w", req.Tree, ctx.Err())
+			return fmt.Errorf("build: configuring client tree %s: %w", req.Tree, ended(ctx))
 		}
 		cl := filepath.Join(dir, "config.log")
 		data, _ := os.ReadFile(cl)

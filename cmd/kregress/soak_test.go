@@ -22,25 +22,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc"
+
 	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/results"
 )
 
-// tagged lists the processes whose environment carries tag.
+// tagged lists the live processes whose environment carries tag
+// (KEY=VALUE), as "pid command line".
 func tagged(tag string) []string {
+	key, value, _ := strings.Cut(tag, "=")
 	var found []string
-	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
-	for _, p := range procs {
-		data, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(data), tag) {
-			continue
-		}
-		pid := filepath.Base(filepath.Dir(p))
-		if pid == strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
-		found = append(found, pid+" "+strings.ReplaceAll(string(cmd), "\x00", " "))
+	for _, pid := range proc.Tagged(key, value) {
+		found = append(found, strings.TrimSpace(proc.Describe([]int{pid})))
 	}
 	return found
 }
