@@ -72,7 +72,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
 	}
-	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}}
+	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}}
 	var patches []build.Patch
 	gitMode := spec.Good != "" || spec.Bad != ""
 	if gitMode {
@@ -188,6 +188,14 @@ type bisectTester struct {
 	steps  []results.BisectStep
 	labels map[string]string
 	builds map[string]*build.Result
+	// sigs are the image signatures of the steps built, taken right
+	// after each build: steps share a build folder (the patches of a
+	// series, the commits of a range), so a later build rewrites it.
+	sigs map[string]string
+	// good is the good end's commit (git mode): every step is built as
+	// it plus the diff good..step, so all steps share one build folder
+	// and each build after the first is incremental.
+	good string
 }
 
 func (t *bisectTester) stepDir(id string) string {
@@ -255,6 +263,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 		return bisect.Counts{}, "", fmt.Errorf("build %s: %w", label, err)
 	}
 	t.builds[id] = br
+	t.sigs[id] = imageSignature(br)
 	os.MkdirAll(t.stepDir(id), 0o755)
 	results.CopyFile(br.BzImage, filepath.Join(t.stepDir(id), "bzImage"))
 	spec := t.spec.Run
@@ -420,22 +429,27 @@ func (t *bisectTester) record(br *bisect.Result) {
 	}
 }
 
-// signature hashes a built step's image; "" when the step was not built
-// in this bisection.
+// signature is a step's image signature: the one taken when it was built
+// in this bisection, else (the culprit's parent was not a step) that of a
+// build made now (cached when it was built before); "" when it cannot be
+// built.
 func (t *bisectTester) signature(ctx context.Context, id string) string {
-	br := t.builds[id]
-	if br == nil && id != "" {
-		// The parent of the culprit was not a step: build it (cached when
-		// it was built before).
-		b, err := t.spec.Executor.Build(ctx, t.request(id))
-		if err != nil {
-			return ""
-		}
-		br = b
-	}
-	if br == nil {
+	if id == "" {
 		return ""
 	}
+	if sig, ok := t.sigs[id]; ok {
+		return sig
+	}
+	b, err := t.spec.Executor.Build(ctx, t.request(id))
+	if err != nil {
+		return ""
+	}
+	t.sigs[id] = imageSignature(b)
+	return t.sigs[id]
+}
+
+// imageSignature hashes a build's image now, "" when it cannot.
+func imageSignature(br *build.Result) string {
 	sig, err := bisect.ImageSignature(br.Vmlinux, br.ModulesDir)
 	if err != nil {
 		return ""
