@@ -42,6 +42,11 @@ type BisectSpec struct {
 	AnyCrash bool
 	// VerifyGood tests the good end too (always for a series' base).
 	VerifyGood bool
+	// BuildBase (git mode, optional) is an ancestor of Good every step is
+	// built on, as the diff from it to the step; default Good. Steps built
+	// on one base share its build folder, so builds after the first are
+	// incremental.
+	BuildBase string
 	Out        string
 	Command    string
 	Progress   func(format string, args ...any)
@@ -86,6 +91,17 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 			return nil, "", &build.InputError{Err: fmt.Errorf("%s is not a git tree: a commit range needs one", spec.Build.Source)}
 		}
 		res.Mode, res.Good, res.Bad = "git", spec.Good, spec.Bad
+		out, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.Good+"^{commit}").Output()
+		if err != nil {
+			return nil, "", &build.InputError{Err: fmt.Errorf("--good %s is not a commit in %s", spec.Good, spec.Build.Source)}
+		}
+		t.base = strings.TrimSpace(string(out))
+		if spec.BuildBase != "" {
+			if b, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.BuildBase+"^{commit}").Output(); err == nil &&
+				proc.Command(ctx, "git", "-C", spec.Build.Source, "merge-base", "--is-ancestor", strings.TrimSpace(string(b)), t.base).Run() == nil {
+				t.base = strings.TrimSpace(string(b))
+			}
+		}
 	} else {
 		if spec.Build.Series == "" {
 			return nil, "", &build.InputError{Err: errors.New("give --series (its prefixes are bisected) or --good and --bad commits")}
@@ -192,10 +208,11 @@ type bisectTester struct {
 	// after each build: steps share a build folder (the patches of a
 	// series, the commits of a range), so a later build rewrites it.
 	sigs map[string]string
-	// good is the good end's commit (git mode): every step is built as
-	// it plus the diff good..step, so all steps share one build folder
-	// and each build after the first is incremental.
-	good string
+	// base is the commit every step is built on (git mode: BuildBase,
+	// else the good end): a step is base plus the diff base..step, so all
+	// steps share one build folder and each build after the first is
+	// incremental.
+	base string
 }
 
 func (t *bisectTester) stepDir(id string) string {
@@ -235,16 +252,56 @@ func (t *bisectTester) labelsOf(ids []string) []string {
 	return out
 }
 
-func (t *bisectTester) request(id string) build.Request {
+func (t *bisectTester) request(ctx context.Context, id string) build.Request {
 	req := t.spec.Build
 	if t.patches != nil {
 		k, _ := strconv.Atoi(id)
 		req.Series = ""
 		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
-	} else {
-		req.Base = id
+		return req
+	}
+	req.Base = id
+	if id != t.base {
+		if p, ok := rangePatch(ctx, req.Source, t.base, id); ok {
+			req.Base = t.base
+			if p != nil {
+				req.Patches = []build.Patch{*p}
+			}
+		}
 	}
 	return req
+}
+
+// maxRangePatch bounds the diff a git step is built from; a larger range
+// builds the commit itself (a build folder of its own, not incremental).
+const maxRangePatch = 64 << 20
+
+// rangePatch is the change from commit base to commit id of repo as one
+// patch: building base plus it builds id's tree in base's build folder,
+// so a bisection's builds after the first are incremental (a build
+// folder is keyed by base commit and config, not by the patches on top).
+// The patch is nil when the trees are the same; ok is false when git
+// cannot make it or it is too large.
+func rangePatch(ctx context.Context, repo, base, id string) (p *build.Patch, ok bool) {
+	diff, err := proc.Command(ctx, "git", "-C", repo, "diff", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv", base, id).Output()
+	if err != nil || len(diff) > maxRangePatch {
+		return nil, false
+	}
+	if len(diff) == 0 {
+		return nil, true
+	}
+	names, err := proc.Command(ctx, "git", "-C", repo, "diff", "--name-only", "-z", "--no-renames", base, id).Output()
+	if err != nil {
+		return nil, false
+	}
+	var files []string
+	for _, f := range strings.Split(string(names), "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return &build.Patch{Number: 1, Total: 1, Subject: fmt.Sprintf("changes %s..%s", shortHash(base), shortHash(id)),
+		Origin: "git diff", Data: diff, Files: files}, true
 }
 
 // Test builds step id and runs every suite n times, Jobs VMs at a time.
@@ -252,7 +309,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	label := t.label(id)
 	t.spec.Progress("bisect: %s: build", label)
 	st := results.BisectStep{ID: id, Label: label, Dir: filepath.Base(t.stepDir(id))}
-	br, err := t.spec.Executor.Build(ctx, t.request(id))
+	br, err := t.spec.Executor.Build(ctx, t.request(ctx, id))
 	if err != nil {
 		switch build.Classify(err) {
 		case build.ClassNoApply, build.ClassNoBuild:
@@ -440,7 +497,7 @@ func (t *bisectTester) signature(ctx context.Context, id string) string {
 	if sig, ok := t.sigs[id]; ok {
 		return sig
 	}
-	b, err := t.spec.Executor.Build(ctx, t.request(id))
+	b, err := t.spec.Executor.Build(ctx, t.request(ctx, id))
 	if err != nil {
 		return ""
 	}
