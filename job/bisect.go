@@ -47,9 +47,9 @@ type BisectSpec struct {
 	// on one base share its build folder, so builds after the first are
 	// incremental.
 	BuildBase string
-	Out        string
-	Command    string
-	Progress   func(format string, args ...any)
+	Out       string
+	Command   string
+	Progress  func(format string, args ...any)
 	// Executor builds and runs; nil means Local.
 	Executor Executor
 }
