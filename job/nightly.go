@@ -109,6 +109,11 @@ func LoadNightlyJob(path string) (*NightlyJob, []*suites.Suite, error) {
 	for i := range j.Modules {
 		j.Modules[i] = rel(j.Modules[i])
 	}
+	for i, c := range j.Configs {
+		if strings.ContainsAny(c, "/.") { // a fragment file, not a preset name
+			j.Configs[i] = rel(c)
+		}
+	}
 	j.LustreTree, j.LustreFaults = rel(j.LustreTree), rel(j.LustreFaults)
 	if j.Out == "" {
 		j.Out = filepath.Join("out", "nightly")

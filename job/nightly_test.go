@@ -188,3 +188,20 @@ func TestLoadNightlyJobRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadNightlyJobRelativeConfig: a config fragment named by a path is
+// taken from the job file's folder, like suites; a preset name is kept.
+func TestLoadNightlyJobRelativeConfig(t *testing.T) {
+	repo := t.TempDir()
+	git(t, repo, "init", "-q", "-b", "main")
+	dir := t.TempDir()
+	jobFile := filepath.Join(dir, "job.yaml")
+	os.WriteFile(jobFile, []byte(fmt.Sprintf("name: j\nsource: %s\nconfigs: [lockdep, frag/seed.config]\nsuites: [smoke]\n", repo)), 0o644)
+	j, _, err := LoadNightlyJob(jobFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"lockdep", filepath.Join(dir, "frag", "seed.config")}; strings.Join(j.Configs, " ") != strings.Join(want, " ") {
+		t.Errorf("configs %q, want %q", j.Configs, want)
+	}
+}
