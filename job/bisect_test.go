@@ -197,24 +197,9 @@ func TestBisectSeedSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum bytes.Buffer
-	results.BisectSummary(&sum, res, dir)
-	t.Logf("\n%s", sum.String())
-	if res.Culprit == nil || res.Culprit.Index != 3 || !strings.Contains(res.Culprit.Subject, "return from the lookup loop") {
-		t.Fatalf("culprit %+v, want patch 3", res.Culprit)
-	}
-	if !strings.Contains(res.Crash, "seedfs_find") {
-		t.Errorf("bisected crash %q, want the lockdep report in seedfs_find", res.Crash)
-	}
-	if bound := bisect.BuildBound(4, true); res.Builds > bound {
-		t.Errorf("%d builds, bound %d", res.Builds, bound)
-	}
-	if res.Culprit.Signature == "" || res.Culprit.SameImage {
-		t.Errorf("culprit image signature %q, same as parent %v", res.Culprit.Signature, res.Culprit.SameImage)
-	}
-	if !res.Reliable || res.Status != results.StatusPass {
-		t.Errorf("status %s reliable %v confidence %v", res.Status, res.Reliable, res.Confidence)
-	}
+	checkSeedBisect(t, res, dir, bisect.BuildBound(4, true), func(c *results.Culprit) bool {
+		return c.Index == 3 && strings.Contains(c.Subject, "return from the lookup loop")
+	})
 }
 
 // sharedFolderFake builds every prefix into one folder, as the build cache
@@ -262,5 +247,30 @@ func TestBisectSignatureSharedFolder(t *testing.T) {
 		if res.Culprit.Signature == "" || res.Culprit.ParentSignature == "" || res.Culprit.SameImage != same {
 			t.Errorf("image changes %v: signature %q parent %q same %v (builds %v)", !same, res.Culprit.Signature, res.Culprit.ParentSignature, res.Culprit.SameImage, f.built)
 		}
+	}
+}
+
+// checkSeedBisect checks a bisection of the seed series' bug: the culprit
+// (isCulprit), the lockdep crash in seedfs_find, within bound builds, an
+// image that differs from the parent's, reliable.
+func checkSeedBisect(t *testing.T, res *results.BisectResult, dir string, bound int, isCulprit func(*results.Culprit) bool) {
+	t.Helper()
+	var sum bytes.Buffer
+	results.BisectSummary(&sum, res, dir)
+	t.Logf("\n%s", sum.String())
+	if res.Culprit == nil || !isCulprit(res.Culprit) {
+		t.Fatalf("culprit %+v, not the seed series' patch 3", res.Culprit)
+	}
+	if !strings.Contains(res.Crash, "seedfs_find") {
+		t.Errorf("bisected crash %q, want the lockdep report in seedfs_find", res.Crash)
+	}
+	if res.Builds > bound {
+		t.Errorf("%d builds, bound %d", res.Builds, bound)
+	}
+	if res.Culprit.Signature == "" || res.Culprit.SameImage {
+		t.Errorf("culprit image signature %q, same as parent %v", res.Culprit.Signature, res.Culprit.SameImage)
+	}
+	if !res.Reliable || res.Status != results.StatusPass {
+		t.Errorf("status %s reliable %v confidence %v", res.Status, res.Reliable, res.Confidence)
 	}
 }
