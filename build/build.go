@@ -175,7 +175,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	old, oerr := os.ReadFile(res.Config)
 	if oerr != nil {
-		n, err := startFromNearest(ctx, root, src.baseID, key, dir, cfg.config, st)
+		n, err := startFromNearest(ctx, root, src, key, dir, cfg.config, st)
 		if err != nil {
 			return nil, err
 		}

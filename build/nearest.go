@@ -55,8 +55,11 @@ func configDistance(a, b kconfig.Config) int {
 // nearestBuilds lists the complete build folders under root/builds of the
 // same base (baseID) other than key, nearest config first. A folder counts
 // only when its name is the key its .config and baseID give, so a folder of
-// another base or with an edited .config is never picked.
-func nearestBuilds(root, baseID, key string, cfg kconfig.Config) []nearest {
+// another base or with an edited .config is never picked, and when it was
+// built from the same work tree srcDir (kbuild's "source" link): the same
+// commit built from another repository's private clone has other command
+// lines (the source path is in them), so everything would be rebuilt.
+func nearestBuilds(root, baseID, key, srcDir string, cfg kconfig.Config) []nearest {
 	dirs, _ := filepath.Glob(filepath.Join(root, "builds", "*"))
 	var out []nearest
 	for _, d := range dirs {
@@ -65,6 +68,9 @@ func nearestBuilds(root, baseID, key string, cfg kconfig.Config) []nearest {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(d, completeMarker)); err != nil {
+			continue
+		}
+		if l, err := os.Readlink(filepath.Join(d, "source")); err != nil || filepath.Clean(l) != filepath.Clean(srcDir) {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(d, ".config"))
@@ -88,12 +94,12 @@ func nearestBuilds(root, baseID, key string, cfg kconfig.Config) []nearest {
 
 // startFromNearest fills dir, the new build folder of key (locked by the
 // caller, holding no build), with a copy of the nearest cached build folder
-// of the same base. The source folder is locked while it is copied; one that
+// of the same base and work tree. The folder copied is locked meanwhile; one that
 // another build holds is passed over, so two builds never wait for each
 // other. It returns the folder copied, or nil when there was none to copy
 // (dir is then as it was).
-func startFromNearest(ctx context.Context, root, baseID, key, dir string, cfg kconfig.Config, st *status) (*nearest, error) {
-	for _, n := range nearestBuilds(root, baseID, key, cfg) {
+func startFromNearest(ctx context.Context, root string, src *source, key, dir string, cfg kconfig.Config, st *status) (*nearest, error) {
+	for _, n := range nearestBuilds(root, src.baseID, key, src.dir, cfg) {
 		lk, err := tryLock(n.dir + ".lock")
 		if err != nil {
 			return nil, err
