@@ -42,6 +42,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/kregress/kregress/lustre/namespace"
@@ -101,9 +103,9 @@ const (
 	maxRepeat  = 1 << 20
 )
 
-// Workloads lists the built-in workload names a test may name; the guest
-// agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle", "server-churn"}
+// Workloads lists the built-in workload names a test may name: the guest
+// agent's, as package protocol lists them.
+var Workloads = protocol.Workloads
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {

@@ -16,6 +16,7 @@ import (
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -46,14 +47,43 @@ func (s *stringList) Set(v string) error {
 
 // signalContext is canceled on SIGINT or SIGTERM, so that every VM,
 // build and server is torn down before kregress exits.
+//
+// Its cause names the signal ("SIGINT received"), so that every record
+// of what the signal ended says which one. After the first signal the
+// default behaviour returns: a second Ctrl-C ends kregress at once (its
+// children die with it).
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			name := "SIGINT"
+			if sig == syscall.SIGTERM {
+				name = "SIGTERM"
+			}
+			cancel(fmt.Errorf("%s received", name))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
+}
+
+// withTimeout bounds ctx by the --timeout flag; when it expires, what ends
+// (a VM, a test) says so instead of "context deadline exceeded".
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %v expired", d))
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
-	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
+	doBuild := fs.Bool("build", false, "build first: the kernel from --source/--series/--config (see 'kregress build --help') and/or the Lustre client from --client/--client-series against it (or against --kernel's installed headers)")
 	var bf buildFlags
 	bf.register(fs)
 	var vf vmFlags
@@ -62,6 +92,8 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -84,8 +116,20 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		hint(stderr, "run")
 		return exitInfra
 	}
-	if *kernel != "" && *doBuild {
-		return bad("give --kernel or --build, not both")
+	if *kernel != "" && *doBuild && bf.source != "" {
+		return bad("give --kernel or --build --source, not both")
+	}
+	if *doBuild && bf.source == "" && bf.client == "" {
+		return bad("--build needs --source (a kernel to build) or --client (a Lustre client to build)")
+	}
+	if bf.client != "" && !*doBuild {
+		return bad("--client is built with --build")
+	}
+	if *doBuild && bf.source == "" && *kernel == "" {
+		return bad("--build --client without --source builds the client against a distribution kernel: give it with --kernel")
+	}
+	if _, err := bf.clientSpec(); err != nil {
+		return bad("%v", err)
 	}
 	if *kernel != "" {
 		if _, err := os.Stat(*kernel); err != nil {
@@ -106,30 +150,51 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	for _, s := range loaded {
 		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
-			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR", s.Name)
+			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR, or build them with --build --client TREE", s.Name)
+		}
+	}
+	if bf.client != "" {
+		if vf.lustreMods != "" {
+			return bad("give --client (build the client) or --lustre-modules (built modules), not both")
+		}
+		if !job.MountsLustre(loaded) {
+			return bad("--client %s given but no suite among %s mounts Lustre (target: lustre): its modules would not be loaded", bf.client, vf.suiteNames.String())
 		}
 	}
 	var req build.Request
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		if req, err = bf.request(); err != nil {
 			return bad("%v", err)
 		}
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 
 	prog := progress.New(stderr, vf.verbose)
 	defer prog.Done()
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		return bad("%v", err)
+	}
+	buildKernel, runOne := build.Build, runJob
+	if ex != nil {
+		buildKernel, runOne = ex.Build, ex.Run
+	}
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
+	var builtTree build.KernelTree
+	var builtVmlinux string
 	phase = phaseBuild
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		req.Progress = prog
-		br, err := build.Build(ctx, req)
+		br, err := buildKernel(ctx, req)
 		if err != nil {
 			prog.Done()
 			failf(stderr, "run", "%v", err)
@@ -137,6 +202,36 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		built = &job.Spec{Modules: base.Modules}
 		defer built.UseBuild(br)()
+		builtTree = build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}
+		builtVmlinux = br.Vmlinux
+	}
+	if bf.client != "" {
+		kt := builtTree
+		if built == nil {
+			if kt, err = distroKernel(*kernel); err != nil {
+				prog.Done()
+				failf(stderr, "run", "%v", err)
+				return exitInfra
+			}
+		}
+		cr, mods, err := bf.buildClient(ctx, kt, prog)
+		if err != nil {
+			prog.Done()
+			failf(stderr, "run", "%v", err)
+			return buildExit(err)
+		}
+		base.Lustre.Modules, base.Lustre.SourceRoot = mods, cr.Dir
+		if built != nil {
+			// The kernel's symbolizer, with the client's modules too.
+			var dirs []string
+			if built.ModulesDir != "" {
+				dirs = append(dirs, built.ModulesDir)
+			}
+			if s, err := symbolize.New(builtVmlinux, append(dirs, cr.Dir)...); err == nil {
+				defer s.Close()
+				built.Symbolizer = s
+			}
+		}
 	}
 	phase = phaseRun
 	type outcome struct {
@@ -145,28 +240,42 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		err error
 	}
 	outs := make([]outcome, len(loaded))
-	sem := make(chan struct{}, *jobs)
-	var wg sync.WaitGroup
+	specs := make([]job.Spec, len(loaded))
 	for idx, s := range loaded {
-		wg.Add(1)
-		go func(idx int, s *suites.Suite) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			label := s.Name
-			spec := base
-			spec.Suite = s
-			spec.Kernel, spec.ExtraModules = *kernel, extraMods
-			spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
-			if built != nil {
-				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
-				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
-			}
-			res, dir, err := runJob(ctx, spec)
-			outs[idx] = outcome{res, dir, err}
-		}(idx, s)
+		label := s.Name
+		spec := base
+		spec.Suite = s
+		spec.Kernel, spec.ExtraModules = *kernel, extraMods
+		spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
+		if built != nil {
+			spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
+			spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
+		}
+		specs[idx] = spec
 	}
-	wg.Wait()
+	if many, ok := ex.(interface {
+		RunMany(context.Context, []job.Spec) ([]*results.Result, []string, []error)
+	}); ok {
+		// A cluster: every suite in one batch (one job array).
+		rs, dirs, errs := many.RunMany(ctx, specs)
+		for i := range specs {
+			outs[i] = outcome{rs[i], dirs[i], errs[i]}
+		}
+	} else {
+		sem := make(chan struct{}, *jobs)
+		var wg sync.WaitGroup
+		for idx := range specs {
+			wg.Add(1)
+			go func(idx int) {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				res, dir, err := runOne(ctx, specs[idx])
+				outs[idx] = outcome{res, dir, err}
+			}(idx)
+		}
+		wg.Wait()
+	}
 	prog.Done()
 	code = exitOK
 	for i, o := range outs {

@@ -54,8 +54,12 @@ type Conn struct {
 	PeerIncarnation uint64
 	closed          atomic.Bool
 	pingSeq         atomic.Uint32
-	// idle and frame bound Serve's reads (SetTimeouts).
+	// idle and frame bound Serve's reads, keep may excuse an idle
+	// connection (SetTimeouts).
 	idle, frame time.Duration
+	keep        func() bool
+	// lastRead is when the latest message began (Unix nanoseconds).
+	lastRead atomic.Int64
 }
 
 // ErrIdle is wrapped by the error of a connection closed because its peer
@@ -65,16 +69,26 @@ var ErrIdle = errors.New("idle connection")
 // SetTimeouts bounds what Serve waits for: idle, the silence between
 // messages; frame, the time from a message's first byte to its last
 // (socklnd's sock_timeout plays that part in a real server), and for
-// every write. Zero means no bound. Call it before Serve.
-func (c *Conn) SetTimeouts(idle, frame time.Duration) {
-	c.idle, c.frame = idle, frame
+// every write. Zero means no bound. When the idle time is up, keep (if
+// not nil) may excuse the connection for another idle period: a peer
+// that talks on its other connections (a socklnd peer has one each for
+// control, bulk in and bulk out) keeps its quiet ones. Call it before
+// Serve.
+func (c *Conn) SetTimeouts(idle, frame time.Duration, keep func() bool) {
+	c.idle, c.frame, c.keep = idle, frame, keep
 }
+
+// LastRead is when the latest message from the peer began (or the
+// handshake ended, before any).
+func (c *Conn) LastRead() time.Time { return time.Unix(0, c.lastRead.Load()) }
 
 // Closed reports whether Close was called.
 func (c *Conn) Closed() bool { return c.closed.Load() }
 
 func newConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
 }
 
 // RemoteAddr is the TCP address of the peer.
@@ -312,21 +326,27 @@ func (c *Conn) readMessage(m *Message) error {
 // awaitFrame waits for the first byte of the next message for at most the
 // idle timeout, then gives the whole message the frame timeout.
 func (c *Conn) awaitFrame() error {
-	if c.r.Buffered() == 0 {
+	for c.r.Buffered() == 0 {
 		if c.idle > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(c.idle))
 		} else {
 			c.nc.SetReadDeadline(time.Time{})
 		}
-		if _, err := c.r.Peek(1); err != nil {
-			if isTimeout(err) {
-				return fmt.Errorf("%w: nothing from %v for %v", ErrIdle, c.Remote, c.idle)
-			}
+		_, err := c.r.Peek(1)
+		if err == nil {
+			break
+		}
+		if !isTimeout(err) {
 			return err
 		}
+		if c.keep == nil || !c.keep() {
+			return fmt.Errorf("%w: nothing from %v for %v", ErrIdle, c.Remote, c.idle)
+		}
 	}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
 	if c.frame > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.frame))
+		c.nc.SetReadDeadline(now.Add(c.frame))
 	} else {
 		c.nc.SetReadDeadline(time.Time{})
 	}

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/lustre/ldlm"
 	"github.com/kregress/kregress/lustre/lnet"
 	"github.com/kregress/kregress/lustre/probe"
+	"github.com/kregress/kregress/lustre/ptlrpc"
 )
 
 // closedWithin reports whether the server closes nc within d.
@@ -27,17 +29,50 @@ func closedWithin(nc net.Conn, d time.Duration) bool {
 // caller owns the socket (nothing drains it).
 func handshaken(t *testing.T, s *Server) net.Conn {
 	t.Helper()
+	nc, _ := handshakenAs(t, s, "192.168.122.98@tcp", 1)
+	return nc
+}
+
+// handshakenAs is handshaken as the peer with this NID and incarnation.
+func handshakenAs(t *testing.T, s *Server, nid string, incarnation uint64) (net.Conn, *lnet.Conn) {
+	t.Helper()
 	nc, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	srv, _ := lnet.ParseNID("127.0.0.1@tcp")
-	cli, _ := lnet.ParseNID("192.168.122.98@tcp")
-	if _, err := lnet.Handshake(context.Background(), nc, lnet.DialConfig{Local: cli, Remote: srv, ConnType: lnet.ConnControl, Incarnation: 1}); err != nil {
+	cli, _ := lnet.ParseNID(nid)
+	c, err := lnet.Handshake(context.Background(), nc, lnet.DialConfig{Local: cli, Remote: srv, ConnType: lnet.ConnControl, Incarnation: incarnation})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return nc
+	return nc, c
+}
+
+// TestQuietConnectionOfATalkingPeer: a socklnd peer has several
+// connections and may say nothing for long on some of them; while it
+// talks on one, its quiet ones stay open past the idle timeout, and when
+// it has been silent everywhere for the idle timeout they are closed.
+func TestQuietConnectionOfATalkingPeer(t *testing.T) {
+	s, logs := start(t, Config{Generate: "dirs=1,files=1", IdleTimeout: 500 * time.Millisecond, ConnectDelay: -1})
+	_, talker := handshakenAs(t, s, "192.168.122.97@tcp", 7)
+	quiet, _ := handshakenAs(t, s, "192.168.122.97@tcp", 7)
+	stranger, _ := handshakenAs(t, s, "192.168.122.96@tcp", 7)
+	for start := time.Now(); time.Since(start) < 1500*time.Millisecond; time.Sleep(100 * time.Millisecond) {
+		if err := talker.SendNOOP(lnet.KeepalivePing); err != nil {
+			t.Fatalf("the talking connection: %v", err)
+		}
+	}
+	if !closedWithin(stranger, 10*time.Millisecond) {
+		t.Error("a silent connection of another peer outlived the idle timeout (500ms) by 1s")
+	}
+	if closedWithin(quiet, 10*time.Millisecond) {
+		t.Fatalf("the quiet connection of a peer talking on another one was closed\n%s", logs)
+	}
+	if !closedWithin(quiet, 3*time.Second) {
+		t.Error("the quiet connection is still open 3s after its peer fell silent (idle timeout 500ms)")
+	}
 }
 
 // TestStalledConnectionsClosed: a connection that stops half way through
@@ -127,5 +162,45 @@ func TestUnmountCancelsInBatches(t *testing.T) {
 	if st.RPCs["LDLM_CANCEL"] != want || st.Locks != 0 {
 		t.Errorf("unmount with %d locks: %d LDLM_CANCELs, %d locks left; want %d cancels of at most %d handles and none left",
 			held, st.RPCs["LDLM_CANCEL"], st.Locks, want, probe.CancelBatch)
+	}
+}
+
+// TestEvictionWaitsForEveryConnection: an export whose last connection
+// closed stays while its peer has another connection open, and goes
+// (with its locks) once every connection of the peer has been gone for
+// EvictAfter.
+func TestEvictionWaitsForEveryConnection(t *testing.T) {
+	s, logs := start(t, Config{Generate: "dirs=1,files=1", EvictAfter: 300 * time.Millisecond, ConnectDelay: -1})
+	a, _ := handshakenAs(t, s, "192.168.122.95@tcp", 9)
+	b, _ := handshakenAs(t, s, "192.168.122.95@tcp", 9)
+	var sa *lnet.Conn
+	for deadline := time.Now().Add(5 * time.Second); sa == nil; time.Sleep(10 * time.Millisecond) {
+		s.connMu.Lock()
+		for _, c := range s.conns {
+			if c != nil && c.RemoteAddr().String() == a.LocalAddr().String() {
+				sa = c
+			}
+		}
+		s.connMu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the server never registered the connection")
+		}
+	}
+	x := s.exports.Add(&ptlrpc.Export{Target: s.mdt.TargetUUID(), ClientUUID: "peer-95", ClientNID: sa.Remote})
+	x.SetConn(sa)
+	s.locks.Grant(ldlm.LockDesc{ResType: ldlm.TypeIbits, ReqMode: ldlm.ModePR}, 1, x)
+	a.Close()
+	time.Sleep(1500 * time.Millisecond) // five times EvictAfter
+	if !sa.Closed() {
+		t.Fatal("the server did not notice the closed connection")
+	}
+	if s.exports.Get(x.Cookie) == nil || s.locks.Len() != 1 {
+		t.Fatalf("the export of a peer that still has a connection open was evicted\n%s", logs)
+	}
+	b.Close()
+	for deadline := time.Now().Add(5 * time.Second); s.exports.Get(x.Cookie) != nil || s.locks.Len() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the export and its lock are still there 5s after the peer's last connection closed (EvictAfter 300ms)\n%s", logs)
+		}
 	}
 }

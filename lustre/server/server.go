@@ -33,9 +33,10 @@
 // connection has been closed for Config.EvictAfter (150s, a real server's
 // ping-evictor timeout), the exports and every lock they hold are
 // dropped, and once many locks have gone the memory is handed back to the
-// system. A connection whose peer says nothing for Config.IdleTimeout, or
-// stops in the middle of a message for Config.FrameTimeout, is closed;
-// at most Config.MaxConns are open at once.
+// system. A connection whose peer says nothing (on any of its
+// connections) for Config.IdleTimeout, or that stops in the middle of a
+// message for Config.FrameTimeout, is closed; at most Config.MaxConns
+// are open at once.
 //
 // LNet itself (package lnet) answers pings (GET, portal 0), ACKs PUTs that
 // ask for one, ZC-ACKs and ignores NOOP keepalives.
@@ -126,9 +127,11 @@ type Config struct {
 	// no longer hears from; default 150s (PING_EVICT_TIMEOUT with the
 	// default obd_timeout), negative for never.
 	EvictAfter time.Duration
-	// IdleTimeout closes a connection whose peer sends nothing for this
-	// long; default 10 minutes (a real client pings every 25s),
-	// negative for none.
+	// IdleTimeout closes a connection on which nothing came for this
+	// long, unless its peer (same NID, pid and incarnation) sent
+	// something on another connection meanwhile, as a real client does
+	// on its control connection while its bulk ones rest; default 10
+	// minutes (a real client pings every 25s), negative for none.
 	IdleTimeout time.Duration
 	// FrameTimeout closes a connection when a message, once begun, is not
 	// complete within this time, or a write to it blocks as long;
@@ -171,7 +174,7 @@ type Server struct {
 
 	logMu  sync.Mutex
 	connMu sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*lnet.Conn // nil until the handshake is done
 
 	astXID     atomic.Uint64
 	rpcs       [1200]atomic.Uint64 // per opcode
@@ -220,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxConns < 0 {
 		return nil, fmt.Errorf("server: %d connections at most: want a positive cap", cfg.MaxConns)
 	}
-	s := &Server{cfg: cfg, conns: map[net.Conn]struct{}{}, incarnation: uint64(time.Now().UnixNano())}
+	s := &Server{cfg: cfg, conns: map[net.Conn]*lnet.Conn{}, incarnation: uint64(time.Now().UnixNano())}
 	if cfg.NID != "" {
 		n, err := lnet.ParseNID(cfg.NID)
 		if err != nil {
@@ -396,7 +399,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	s.conns[nc] = struct{}{}
+	s.conns[nc] = nil
 	s.connMu.Unlock()
 	defer func() {
 		nc.Close()
@@ -412,7 +415,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	defer c.Close() // marks it closed for the exports that name it
-	c.SetTimeouts(positive(s.cfg.IdleTimeout), positive(s.cfg.FrameTimeout))
+	s.connMu.Lock()
+	s.conns[nc] = c
+	s.connMu.Unlock()
+	c.SetTimeouts(positive(s.cfg.IdleTimeout), positive(s.cfg.FrameTimeout), func() bool { return s.peerTalks(c) })
 	err = c.Serve(s.ctx, s.handleMessage)
 	if s.ctx.Err() != nil {
 		return
@@ -426,6 +432,33 @@ func (s *Server) serveConn(nc net.Conn) {
 	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.logf("connection from %v (%v) ended: %v", c.Remote, c.RemoteAddr(), err)
 	}
+}
+
+// peerTalks reports whether the peer of c has sent a message on another
+// of its connections within the idle timeout: then c, quiet as it is,
+// stays open.
+func (s *Server) peerTalks(c *lnet.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, o := range s.conns {
+		if o != nil && o != c && o.Remote == c.Remote && o.RemotePID == c.RemotePID &&
+			o.PeerIncarnation == c.PeerIncarnation && time.Since(o.LastRead()) < s.cfg.IdleTimeout {
+			return true
+		}
+	}
+	return false
+}
+
+// peerConnected reports whether the peer of c has a connection open.
+func (s *Server) peerConnected(c *lnet.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, o := range s.conns {
+		if o != nil && !o.Closed() && o.Remote == c.Remote && o.RemotePID == c.RemotePID && o.PeerIncarnation == c.PeerIncarnation {
+			return true
+		}
+	}
+	return false
 }
 
 // handleMessage gets every LNet message lnet does not answer itself.
@@ -768,16 +801,18 @@ func (s *Server) housekeep() {
 const freeAfter = 10000
 
 // evictOrphans drops the exports, and with them the locks, of clients
-// whose connection has been gone for EvictAfter: an export remembers the
-// connection its client last used, and a reconnecting client's next
-// request (a real client pings every 25s) names a live one again. A real
+// whose connections have all been gone for EvictAfter: an export
+// remembers the connection its client last used; while that one or
+// another connection of the same peer (NID, pid and incarnation) is open,
+// the client is there, and a reconnecting client's next request (a real
+// client pings every 25s) names a live connection again. A real
 // MDT's ping evictor also evicts a silent client whose socket is still
 // open; this one does not, since the probe never pings.
 func (s *Server) evictOrphans(orphans map[*ptlrpc.Export]time.Time, now time.Time) {
 	live := map[*ptlrpc.Export]bool{}
 	for _, x := range s.exports.All() {
 		live[x] = true
-		if c := x.Conn(); c != nil && !c.Closed() {
+		if c := x.Conn(); c != nil && (!c.Closed() || s.peerConnected(c)) {
 			delete(orphans, x)
 			continue
 		}
