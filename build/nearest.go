@@ -1,12 +1,15 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/kregress/kregress/kconfig"
@@ -154,6 +157,10 @@ func copyBuildDir(ctx context.Context, from, to string) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("build: copying build folder %s: %w", from, err)
 	}
+	if err := repath(filepath.Join(tmp, "tools"), from, to); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
 	if err := os.RemoveAll(to); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("build: clearing %s: %w", to, err)
@@ -180,4 +187,43 @@ func tryLock(path string) (*lockFile, error) {
 		return nil, fmt.Errorf("build: locking %s: %w", path, err)
 	}
 	return &lockFile{f: f}, nil
+}
+
+// repath rewrites the absolute path of the folder copied (from) to that of
+// the copy (to) in the saved command files (.*.cmd) under dir, keeping their
+// times. The kernel's own objects are built with paths relative to the
+// build folder, but the host tools built through tools/ (objtool, for one)
+// get the absolute output folder in their command lines; without this the
+// copy would rebuild objtool, and every object depends on objtool, so
+// everything would be rebuilt.
+func repath(dir, from, to string) error {
+	old := []byte(filepath.Clean(from) + "/")
+	repl := []byte(filepath.Clean(to) + "/")
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), ".") || !strings.HasSuffix(d.Name(), ".cmd") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(data, old) {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, bytes.ReplaceAll(data, old, repl), fi.Mode().Perm()); err != nil {
+			return err
+		}
+		return os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	})
+	if err != nil {
+		return fmt.Errorf("build: rewriting paths in the copy of %s: %w", from, err)
+	}
+	return nil
 }
