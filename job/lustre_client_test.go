@@ -139,6 +139,10 @@ func clientSeriesTest(t *testing.T, snap string, spec SeriesSpec, command string
 	if !strings.Contains(fb.Reproduce, "--lustre-modules") {
 		t.Errorf("reproduce %q does not load the step's client modules", fb.Reproduce)
 	}
+	// The reproduce run cuts the client tree from its frames too.
+	if data, err := os.ReadFile(filepath.Join(res.Patches[1].ClientModules, sourceRootFile)); err != nil || !strings.HasPrefix(string(data), "/") {
+		t.Errorf("the step's modules do not name their client tree: %q, %v", data, err)
+	}
 	found := false
 	for _, c := range res.Patches[1].Crashes {
 		for _, f := range c.Stack {
