@@ -279,3 +279,24 @@ chmod +x configure
 		t.Errorf("reason %q does not quote configure's error", res.Reason)
 	}
 }
+
+// InstallClient keeps what a mount needs and names the client tree.
+func TestInstallClient(t *testing.T) {
+	dir := t.TempDir()
+	var kos []string
+	for _, n := range []string{"libcfs", "lnet", "ksocklnd", "obdclass", "ptlrpc", "lmv", "mdc", "lov", "osc", "mgc", "lustre", "obdecho"} {
+		kos = append(kos, fakeModule(t, dir, n))
+	}
+	out := filepath.Join(t.TempDir(), "lustre-modules")
+	got, err := InstallClient(&build.ClientResult{Dir: "/cache/client/tree", Modules: kos}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No .modinfo dependencies here: the mount set alone, no obdecho.
+	if len(got) != len(mountModules) {
+		t.Errorf("installed %d modules, want the %d a mount loads: %v", len(got), len(mountModules), got)
+	}
+	if data, _ := os.ReadFile(filepath.Join(out, sourceRootFile)); string(data) != "/cache/client/tree\n" {
+		t.Errorf("%s: %q", sourceRootFile, data)
+	}
+}
