@@ -10,7 +10,8 @@ BIN       := bin
 DEBIAN_PACKAGES := qemu-system-x86 busybox-static linux-image-amd64 cpio kmod \
 	linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev ccache \
 	dwarves binutils tshark xz-utils git \
-	libxml2-utils python3-junitparser
+	libxml2-utils python3-junitparser \
+	linux-headers-amd64 autoconf automake libtool libmount-dev pkg-config
 
 .PHONY: all build setup demo demo-lustre smoke test vet clean
 

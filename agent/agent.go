@@ -3,14 +3,16 @@
 // kernel modules the image lists, brings up the network that QEMU's user
 // networking expects, and serves SSH (golang.org/x/crypto/ssh) to the one
 // host key pair of this run: exec with exit status, stdout and stderr, signals,
-// and file copy. Nothing else in the guest speaks to the host. When the
-// ACPI power button is pressed (QMP system_powerdown) it syncs and powers
-// the guest off, as a distribution's init would.
+// and file copy. Nothing else in the guest speaks to the host. The host
+// ends the guest by ending QEMU: nothing in a guest needs a clean shutdown
+// (the root is the initramfs, targets are tmpfs or the host's simulated
+// server, the console log is complete either way).
 //
 // The host passes the run's authorized public key and the SSH port on the
 // kernel command line (kregress.key=, kregress.port=). The agent prints
 // its own host key fingerprint and a ready line on the console, which the
-// runner waits for and pins.
+// runner waits for and pins. What host and agent agree on (markers,
+// command-line keys, command and workload names) is in package protocol.
 package agent
 
 import (
@@ -32,18 +34,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
-)
 
-// Console markers the runner looks for. They are printed on their own line.
-const (
-	// ReadyMarker starts the line printed when SSH is being served.
-	ReadyMarker = "kregress-agent: ready"
-	// HostKeyMarker starts the line that carries the agent's host key
-	// fingerprint (ssh.FingerprintSHA256 form).
-	HostKeyMarker = "kregress-agent: hostkey "
-	// Guest-side helpers the host invokes as exec commands.
-	putCommand = "kregress-put "
-	getCommand = "kregress-get "
+	"github.com/kregress/kregress/agent/protocol"
 )
 
 // Guest network set-up for QEMU user networking.
@@ -97,13 +89,13 @@ func Init() {
 			fail(err)
 		}
 	}
-	key := params["kregress.key"]
+	key := params[protocol.KeyParam]
 	if key == "" {
-		logf("no kregress.key= on the kernel command line; not serving SSH")
+		logf("no %s= on the kernel command line; not serving SSH", protocol.KeyParam)
 		runShellOnConsole()
 		return
 	}
-	port := params["kregress.port"]
+	port := params[protocol.PortParam]
 	if port == "" {
 		port = "22"
 	}
@@ -115,21 +107,9 @@ func Init() {
 	if err != nil {
 		fail(err)
 	}
-	logf("hostkey %s", srv.Fingerprint())
-	fmt.Fprintf(console, "%s on port %s\n", ReadyMarker, port)
+	fmt.Fprintf(console, "%s%s\n", protocol.HostKeyMarker, srv.Fingerprint())
+	fmt.Fprintf(console, "%s on port %s\n", protocol.ReadyMarker, port)
 	go reapOrphans()
-	go func() {
-		if _, err := os.Stat("/sys/bus/acpi/drivers/button"); err != nil {
-			logf("no ACPI power button: no button driver (CONFIG_ACPI_BUTTON); system_powerdown goes unheard")
-		}
-		if err := watchPowerButton(); err != nil {
-			logf("no ACPI power button: %v", err)
-			return
-		}
-		logf("ACPI power button pressed: powering off")
-		unix.Sync()
-		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	}()
 	if err := srv.Serve(ln); err != nil {
 		fail(err)
 	}
@@ -345,10 +325,10 @@ func handleSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 // sent on the channel go to the command's whole process group.
 func runCommand(ch ssh.Channel, reqs <-chan *ssh.Request, command string, env []string) uint32 {
 	switch {
-	case strings.HasPrefix(command, putCommand):
-		return putFile(ch, strings.TrimPrefix(command, putCommand))
-	case strings.HasPrefix(command, getCommand):
-		return getFile(ch, strings.TrimPrefix(command, getCommand))
+	case strings.HasPrefix(command, protocol.PutCommand+" "):
+		return putFile(ch, strings.TrimPrefix(command, protocol.PutCommand+" "))
+	case strings.HasPrefix(command, protocol.GetCommand+" "):
+		return getFile(ch, strings.TrimPrefix(command, protocol.GetCommand+" "))
 	}
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Env = append(os.Environ(), env...)

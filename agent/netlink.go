@@ -21,24 +21,15 @@ type rtnl struct {
 	seq uint32
 }
 
-// openNetlink opens and binds a netlink socket of one protocol
-// (NETLINK_ROUTE, NETLINK_GENERIC).
-func openNetlink(proto int) (int, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+// openRtnl opens and binds a NETLINK_ROUTE socket.
+func openRtnl() (*rtnl, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return -1, fmt.Errorf("netlink socket: %w", err)
+		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("netlink bind: %w", err)
-	}
-	return fd, nil
-}
-
-func openRtnl() (*rtnl, error) {
-	fd, err := openNetlink(unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("netlink bind: %w", err)
 	}
 	return &rtnl{fd: fd}, nil
 }

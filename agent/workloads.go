@@ -15,13 +15,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/kregress/kregress/agent/protocol"
 )
 
-// MetricsPrefix starts the one line on which a workload prints its figures
-// as JSON, for the host to copy into result.json.
-const MetricsPrefix = "KREGRESS-METRICS "
-
-// workloads maps a workload name to its implementation. Each runs in the
+// workloads maps a workload name to its implementation; its names are
+// protocol.Workloads (TestWorkloadsAreTheProtocols). Each runs in the
 // current directory (the suite's target filesystem) unless -dir says
 // otherwise, prints a human summary and a metrics line, and exits 0 when its
 // own verdict is pass, 1 when it saw unexpected errors, 2 on bad flags.
@@ -200,7 +199,7 @@ func (w *workload) report(elapsed time.Duration) int {
 	fmt.Fprintf(w.out, "%s: %d ops in %.1fs (%.0f ops/s), %d threads; expected errors %v; unexpected errors %v; verdict %s\n",
 		w.name, ops, elapsed.Seconds(), float64(ops)/elapsed.Seconds(), w.threads, w.expected, w.bad, verdict)
 	data, _ := json.Marshal(m)
-	fmt.Fprintf(w.out, "%s%s\n", MetricsPrefix, data)
+	fmt.Fprintf(w.out, "%s%s\n", protocol.MetricsPrefix, data)
 	if verdict != "pass" {
 		return 1
 	}

@@ -6,10 +6,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Git bisects the range good..bad of the git repository at repo. The
@@ -42,7 +43,7 @@ func Git(ctx context.Context, repo, good, bad, scratch string, t Tester, opt Opt
 	if err != nil {
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, "git", "clone", "--quiet", "--bare", "--shared", "--no-tags", abs, priv).CombinedOutput(); err != nil {
+	if out, err := proc.Command(ctx, "git", "clone", "--quiet", "--bare", "--shared", "--no-tags", abs, priv).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("bisect: clone %s: %v: %s", repo, err, bytes.TrimSpace(out))
 	}
 
@@ -144,7 +145,7 @@ func revParse(ctx context.Context, repo, rev string) (string, error) {
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd := proc.Command(ctx, "git", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "LC_ALL=C")
 	out, err := cmd.CombinedOutput()

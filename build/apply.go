@@ -79,7 +79,7 @@ func applySeries(ctx context.Context, s *source, tmpDir string, patches []Patch,
 			os.Remove(name)
 			return nil, fmt.Errorf("build: writing %s: %w", p.Label(), werr)
 		}
-		status, aerr := applyOne(ctx, s.dir, name, p)
+		status, aerr := applyOne(ctx, s.dir, name, p, s.keep)
 		os.Remove(name)
 		if aerr != nil {
 			if rerr := s.reset(ctx); rerr != nil {
@@ -95,10 +95,16 @@ func applySeries(ctx context.Context, s *source, tmpDir string, patches []Patch,
 	return results, nil
 }
 
-func applyOne(ctx context.Context, dir, file string, p Patch) (PatchStatus, error) {
-	_, checkErr := run(ctx, dir, nil, "git", "apply", "--check", file)
+// applyOne applies one patch file in dir; with index, to the index too
+// (so that a reset to the base removes the files it adds).
+func applyOne(ctx context.Context, dir, file string, p Patch, index bool) (PatchStatus, error) {
+	apply := []string{"git", "apply"}
+	if index {
+		apply = append(apply, "--index")
+	}
+	_, checkErr := run(ctx, dir, nil, append(apply, "--check", file)...)
 	if checkErr == nil {
-		if _, err := run(ctx, dir, nil, "git", "apply", "--whitespace=nowarn", file); err != nil {
+		if _, err := run(ctx, dir, nil, append(apply, "--whitespace=nowarn", file)...); err != nil {
 			return "", &ApplyError{Patch: p, Detail: err.Error()}
 		}
 		return Applied, nil
@@ -106,7 +112,7 @@ func applyOne(ctx context.Context, dir, file string, p Patch) (PatchStatus, erro
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("build: applying %s: %w", p.Label(), ctx.Err())
 	}
-	if _, err := run(ctx, dir, nil, "git", "apply", "--check", "--reverse", file); err == nil {
+	if _, err := run(ctx, dir, nil, append(apply, "--check", "--reverse", file)...); err == nil {
 		return AlreadyApplied, nil
 	}
 	return "", newApplyError(p, checkErr.Error())

@@ -14,7 +14,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,6 +127,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	root, src, patches, applied := tree.root, tree.src, tree.patches, tree.applied
 	defer src.release()
+	ctx = src.lk.held(ctx)
 	touched := map[string]bool{}
 	for _, p := range applied {
 		if p.Status == Applied {
@@ -152,6 +152,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer blk.unlock()
+	ctx = blk.held(ctx)
 	res := &Result{
 		Key: key, Dir: dir, Source: src.dir, Base: src.baseID,
 		Patches: applied, Dropped: cfg.dropped, KconfigWarnings: cfg.warnings,
@@ -197,24 +198,10 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	st.phase("make", fmt.Sprintf("%s of %s in %s", how, strings.Join(tgts, " "), dir))
 	args := append([]string{"-C", src.dir, "O=" + dir, fmt.Sprintf("-j%d", jobs)}, vars...)
 	mr, err := runMake(ctx, src.dir, env, append(args, tgts...), src.dir, log, st)
-	if mr != nil {
-		res.Compiled = mr.compiled
-		for _, d := range mr.diags {
-			if touched[d.File] {
-				d.InSeries = true
-				if d.Severity == "warning" {
-					res.Warnings = append(res.Warnings, d)
-				}
-			}
-		}
-	}
+	var warnings []Diagnostic
+	res.Compiled, warnings, err = mr.inSeries(err, touched)
+	res.Warnings = append(res.Warnings, warnings...)
 	if err != nil {
-		var ce *CompileError
-		if errors.As(err, &ce) {
-			for i := range ce.Errors {
-				ce.Errors[i].InSeries = touched[ce.Errors[i].File]
-			}
-		}
 		return nil, err
 	}
 	for _, w := range res.Warnings {
@@ -303,7 +290,7 @@ func applyRequest(ctx context.Context, req *Request, st *status) (*appliedTree, 
 	if err != nil {
 		return nil, err
 	}
-	applied, err := applySeries(ctx, src, filepath.Join(root, "tmp"), patches, st)
+	applied, err := applySeries(src.lk.held(ctx), src, filepath.Join(root, "tmp"), patches, st)
 	if err != nil {
 		src.release()
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // lockFile holds an flock on a file until unlock.
@@ -46,6 +48,11 @@ func lock(ctx context.Context, path string, st *status) (*lockFile, error) {
 		}
 	}
 }
+
+// held returns ctx under which every child process (package proc) keeps
+// the lock open too, so that it is released only when the last process of
+// the build is gone, even if kregress is killed.
+func (l *lockFile) held(ctx context.Context) context.Context { return proc.WithHeld(ctx, l.f) }
 
 func (l *lockFile) unlock() {
 	if l != nil && l.f != nil {

@@ -30,7 +30,8 @@ const (
 	// ClassNoApply: a patch of the series does not apply (*ApplyError).
 	ClassNoApply
 	// ClassNoBuild: make failed (*CompileError): the kernel with the
-	// series does not build.
+	// series does not build; or a client tree does not configure against
+	// the kernel (*ConfigureError).
 	ClassNoBuild
 	// ClassBadInput: the request cannot work (*InputError).
 	ClassBadInput
@@ -60,6 +61,7 @@ func Classify(err error) ErrorClass {
 	var ie *InputError
 	var ae *ApplyError
 	var ce *CompileError
+	var fe *ConfigureError
 	switch {
 	case err == nil:
 		return ClassNone
@@ -67,7 +69,7 @@ func Classify(err error) ErrorClass {
 		return ClassBadInput
 	case errors.As(err, &ae):
 		return ClassNoApply
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.As(err, &fe):
 		return ClassNoBuild
 	}
 	return ClassInfra

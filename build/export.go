@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"github.com/kregress/kregress/results"
 )
@@ -67,7 +68,7 @@ func Export(ctx context.Context, res *Result, dir string) (*Result, error) {
 		tmp := dst + ".partial"
 		os.RemoveAll(tmp)
 		// cp -a: the staging folder holds symlinks (build, source).
-		if msg, err := exec.CommandContext(ctx, "cp", "-a", res.ModulesDir, tmp).CombinedOutput(); err != nil {
+		if msg, err := proc.Command(ctx, "cp", "-a", res.ModulesDir, tmp).CombinedOutput(); err != nil {
 			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("build: output folder: copying modules: %w: %s", err, msg)
 		}

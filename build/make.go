@@ -10,8 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Diagnostic is one compiler or linker message from the build.
@@ -98,16 +98,14 @@ type makeRun struct {
 	tail     []string
 }
 
-// runMake runs make with args in dir, in its own process group so that a
-// cancelled ctx kills every compiler it started. Every output line goes to
-// log (if not nil) and is parsed for progress and diagnostics.
+// runMake runs make with args in dir (through package proc, so that a
+// cancelled ctx, or kregress dying, kills every compiler it started).
+// Every output line goes to log (if not nil) and is parsed for progress and
+// diagnostics.
 func runMake(ctx context.Context, dir string, env []string, args []string, srctree string, log io.Writer, st *status) (*makeRun, error) {
-	cmd := exec.CommandContext(ctx, "make", args...)
+	cmd := proc.Command(ctx, "make", args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -178,4 +176,29 @@ func targets(args []string) []string {
 		}
 	}
 	return t
+}
+
+// inSeries returns what a make run (r, which may be nil, and its error)
+// says about the files a series touches: the kbuild steps it ran, the
+// compiler warnings in those files, and err with its errors marked
+// InSeries when they are in them.
+func (r *makeRun) inSeries(err error, touched map[string]bool) (compiled int, warnings []Diagnostic, _ error) {
+	if r != nil {
+		compiled = r.compiled
+		for _, d := range r.diags {
+			if touched[d.File] {
+				d.InSeries = true
+				if d.Severity == "warning" {
+					warnings = append(warnings, d)
+				}
+			}
+		}
+	}
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		for i := range ce.Errors {
+			ce.Errors[i].InSeries = touched[ce.Errors[i].File]
+		}
+	}
+	return compiled, warnings, err
 }

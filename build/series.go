@@ -9,12 +9,13 @@ import (
 	"mime"
 	"net/mail"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Patch is one patch of a series.
@@ -163,7 +164,7 @@ func SeriesFromGit(ctx context.Context, repo, rng string) ([]Patch, error) {
 	if strings.HasPrefix(rng, "-") {
 		return nil, fmt.Errorf("build: bad git range %q", rng)
 	}
-	cmd := exec.CommandContext(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", rng)
+	cmd := proc.Command(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", rng)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

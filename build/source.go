@@ -5,9 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // source is a private work tree in the cache, locked for one build.
@@ -18,6 +19,10 @@ type source struct {
 	baseID string // what the cache key names: tarball digest or commit id
 	repo   string // the user's git repository, "" for a tarball
 	lk     *lockFile
+	// keep marks a configured client copy (BuildClient): patches go into
+	// the index too, and a reset keeps untracked files (configure's output
+	// and the objects), removing only what the patches changed or added.
+	keep bool
 }
 
 const completeMarker = ".kregress-complete"
@@ -54,11 +59,12 @@ func prepareTarball(ctx context.Context, root, tarball string, st *status) (*sou
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.lk.held(ctx)
 	marker := filepath.Join(s.dir, ".git", completeMarker)
 	if data, err := os.ReadFile(marker); err == nil {
 		s.base = strings.TrimSpace(string(data))
 	} else {
-		if err := extractTarball(ctx, tarball, sum, s.dir, st); err != nil {
+		if err := extractTarball(ctx, tarball, sum, s.dir, true, st); err != nil {
 			s.lk.unlock()
 			return nil, err
 		}
@@ -78,7 +84,7 @@ func prepareTarball(ctx context.Context, root, tarball string, st *status) (*sou
 
 // extractTarball unpacks tarball into dir (through dir.partial, so that an
 // interrupted extraction is redone) and commits it to a private repository.
-func extractTarball(ctx context.Context, tarball, sum, dir string, st *status) error {
+func extractTarball(ctx context.Context, tarball, sum, dir string, kernel bool, st *status) error {
 	tmp := dir + ".partial"
 	os.RemoveAll(tmp)
 	os.RemoveAll(dir)
@@ -93,12 +99,16 @@ func extractTarball(ctx context.Context, tarball, sum, dir string, st *status) e
 	if _, err := run(ctx, tmp, nil, "tar", "-xf", tarball, "--strip-components=1"); err != nil {
 		return fail(fmt.Errorf("build: extracting %s: %w", tarball, err))
 	}
-	mk, err := os.ReadFile(filepath.Join(tmp, "Makefile"))
-	if err != nil {
-		return fail(badInput("build: %s does not hold a kernel tree in one top folder (no Makefile after extraction)", tarball))
-	}
-	if !isKernelMakefile(mk) {
-		return fail(badInput("build: %s is not a kernel source tarball: its top Makefile sets no VERSION and PATCHLEVEL", tarball))
+	// A client tree (BuildClient) is not a kernel: its configure says
+	// whether it is what it claims.
+	if kernel {
+		mk, err := os.ReadFile(filepath.Join(tmp, "Makefile"))
+		if err != nil {
+			return fail(badInput("build: %s does not hold a kernel tree in one top folder (no Makefile after extraction)", tarball))
+		}
+		if !isKernelMakefile(mk) {
+			return fail(badInput("build: %s is not a kernel source tarball: its top Makefile sets no VERSION and PATCHLEVEL", tarball))
+		}
 	}
 	st.phase("source", "committing the extracted tree to a private repository")
 	env := gitEnv()
@@ -168,6 +178,7 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	if err != nil {
 		return nil, err
 	}
+	ctx = s.lk.held(ctx)
 	if _, err := os.Stat(filepath.Join(s.dir, ".git", completeMarker)); err != nil {
 		st.phase("source", "creating a private clone of "+repo)
 		if err := cloneShared(ctx, repo, s.dir); err != nil {
@@ -236,6 +247,12 @@ func isKernelMakefile(data []byte) bool {
 // and every untracked file. Git rewrites only the files that differ, so
 // unchanged files keep their times and the next build stays incremental.
 func (s *source) reset(ctx context.Context) error {
+	if s.keep {
+		if _, err := run(ctx, s.dir, nil, "git", "reset", "-q", "--hard", s.base); err != nil {
+			return fmt.Errorf("build: resetting client copy %s to %s: %w", s.dir, s.base, err)
+		}
+		return nil
+	}
 	for _, c := range [][]string{
 		{"git", "checkout", "-q", "--detach", "-f", s.base},
 		{"git", "clean", "-ffdxq"},
@@ -260,7 +277,7 @@ func gitEnv() []string {
 // run runs a short command in dir and returns its stdout; the error
 // carries the command and its stderr.
 func run(ctx context.Context, dir string, env []string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := proc.Command(ctx, args[0], args[1:]...)
 	cmd.Dir = dir
 	if env != nil {
 		cmd.Env = env

@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/internal/testkernel"
+	"github.com/kregress/kregress/job"
+	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/suites"
 )
 
 func TestUnitRoundTrip(t *testing.T) {
@@ -136,9 +140,9 @@ func TestLocal(t *testing.T) {
 	}
 }
 
-// slurmUp returns an executor for the one-node cluster that
+// slurmEnv returns the environment that reaches the one-node cluster
 // scripts/slurm-local.sh starts, or skips (fails under CI=true).
-func slurmUp(t *testing.T) *Slurm {
+func slurmEnv(t *testing.T) []string {
 	t.Helper()
 	conf := os.Getenv("SLURM_CONF")
 	if conf == "" {
@@ -155,6 +159,14 @@ func slurmUp(t *testing.T) *Slurm {
 		}
 		t.Skip(msg)
 	}
+	return env
+}
+
+// slurmUp returns an executor for the one-node cluster, with kregress and
+// its agent built into a fresh shared dir.
+func slurmUp(t *testing.T) *Slurm {
+	t.Helper()
+	env := slurmEnv(t)
 	shared := t.TempDir()
 	bin := filepath.Join(shared, "kregress")
 	for _, b := range [][]string{
@@ -315,6 +327,14 @@ func TestSlurmCheck(t *testing.T) {
 		}
 		t.Skip("sbatch missing")
 	}
+	t.Run("controller does not answer", func(t *testing.T) {
+		conf := filepath.Join(t.TempDir(), "slurm.conf")
+		os.WriteFile(conf, []byte("ClusterName=x\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=1\n"), 0o644)
+		err := (&Slurm{SharedDir: shared, Binary: bin, Env: []string{"SLURM_CONF=" + conf}}).Check(ctx)
+		if err == nil || !strings.Contains(err.Error(), "does not answer") {
+			t.Errorf("err %v", err)
+		}
+	})
 	t.Run("unwritable shared dir", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "file")
 		os.WriteFile(file, nil, 0o644)
@@ -323,16 +343,17 @@ func TestSlurmCheck(t *testing.T) {
 			t.Errorf("err %v", err)
 		}
 	})
+	env := slurmEnv(t)
 	t.Run("no agent beside the binary", func(t *testing.T) {
 		lone := filepath.Join(t.TempDir(), "kregress")
 		os.WriteFile(lone, []byte("#!/bin/sh\n"), 0o755)
-		err := (&Slurm{SharedDir: shared, Binary: lone}).Check(ctx)
+		err := (&Slurm{SharedDir: shared, Binary: lone, Env: env}).Check(ctx)
 		if err == nil || !strings.Contains(err.Error(), "no guest agent") {
 			t.Errorf("err %v", err)
 		}
 	})
 	t.Run("no binary", func(t *testing.T) {
-		err := (&Slurm{SharedDir: shared, Binary: filepath.Join(shared, "nope")}).Check(ctx)
+		err := (&Slurm{SharedDir: shared, Binary: filepath.Join(shared, "nope"), Env: env}).Check(ctx)
 		if err == nil || !strings.Contains(err.Error(), "nope") {
 			t.Errorf("err %v", err)
 		}
@@ -351,4 +372,61 @@ func TestSlurmCheck(t *testing.T) {
 			}
 		}
 	})
+}
+
+const linuxSource = "/usr/src/linux-source-6.1.tar.xz"
+
+// A series step built and run through Slurm gets the verdict it gets
+// locally: build/testdata/series/good.mbox (three harmless patches) on
+// linux-source-6.1 with the qemu-minimal and lockdep presets, whose
+// builds build/'s tests leave in the cache.
+func TestSlurmSeriesMatchesLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kernels and boots QEMU through Slurm")
+	}
+	if _, err := os.Stat(linuxSource); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s missing: install Debian's linux-source-6.1", linuxSource)
+		}
+		t.Skip(linuxSource + " missing")
+	}
+	s := slurmUp(t)
+	smoke, err := suites.Load("smoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, _ := filepath.Abs("../build/testdata/series/good.mbox")
+	spec := func(ex job.Executor) job.SeriesSpec {
+		return job.SeriesSpec{
+			Build:  build.Request{Source: linuxSource, Series: series, Configs: []string{"qemu-minimal", "lockdep"}},
+			Suites: []*suites.Suite{smoke}, Out: filepath.Join(s.SharedDir, "out"), Executor: ex,
+			Run:      job.Spec{Accel: "tcg"},
+			Progress: func(f string, a ...any) { t.Logf(f, a...) },
+		}
+	}
+	slurmRes, _, err := job.TestSeries(context.Background(), spec(ForJob(s, t.Logf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	localRes, _, err := job.TestSeries(context.Background(), spec(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slurmRes.Status != localRes.Status || slurmRes.Status != results.StatusPass {
+		t.Errorf("series status: slurm %s (%s), local %s (%s)", slurmRes.Status, slurmRes.Reason, localRes.Status, localRes.Reason)
+	}
+	if len(slurmRes.Patches) != len(localRes.Patches) || slurmRes.Base.Verdict != localRes.Base.Verdict {
+		t.Fatalf("steps differ: slurm base %s %d patches, local base %s %d patches", slurmRes.Base.Verdict, len(slurmRes.Patches), localRes.Base.Verdict, len(localRes.Patches))
+	}
+	for i := range slurmRes.Patches {
+		if a, b := slurmRes.Patches[i], localRes.Patches[i]; a.Verdict != b.Verdict || !reflect.DeepEqual(a.Tests, b.Tests) {
+			t.Errorf("patch %d: slurm %s %v, local %s %v", a.Index, a.Verdict, a.Tests, b.Verdict, b.Tests)
+		}
+	}
+	for _, run := range slurmRes.Base.Runs {
+		r, err := results.ReadResult(run)
+		if err != nil || r.Host == "" || r.Accel != "tcg" {
+			t.Errorf("slurm run %s: host %q accel %q (%v)", run, r.Host, r.Accel, err)
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc"
+
 	"github.com/kregress/kregress/images"
 )
 
@@ -50,9 +52,28 @@ type Slurm struct {
 func (s *Slurm) Name() string { return "slurm" }
 
 // Check verifies, before anything is submitted, that the Slurm commands
-// are there, the shared directory is writable, the binary exists and the
-// partition (when one is named) exists.
+// are there, the shared directory is writable, the partition (when one is
+// named) exists, and the binary and its guest agent are there.
 func (s *Slurm) Check(ctx context.Context) error {
+	if err := s.CheckCluster(ctx); err != nil {
+		return err
+	}
+	if s.Binary == "" {
+		return errors.New("slurm executor: no kregress binary for the nodes")
+	}
+	if st, err := os.Stat(s.Binary); err != nil || st.IsDir() {
+		return fmt.Errorf("slurm executor: kregress binary %s: not a file", s.Binary)
+	}
+	agent := filepath.Join(filepath.Dir(s.Binary), images.AgentName)
+	if st, err := os.Stat(agent); err != nil || st.IsDir() {
+		return fmt.Errorf("slurm executor: no guest agent %s beside the kregress binary (the nodes pack it into every image; `make` builds both)", agent)
+	}
+	return nil
+}
+
+// CheckCluster is Check without the binary: the commands, the shared
+// directory and the partition.
+func (s *Slurm) CheckCluster(ctx context.Context) error {
 	for _, c := range []string{"sbatch", "squeue", "scancel", "scontrol"} {
 		if _, err := exec.LookPath(c); err != nil {
 			return fmt.Errorf("slurm executor: %s is not on PATH (install Slurm's client commands, Debian: slurm-client)", c)
@@ -70,15 +91,10 @@ func (s *Slurm) Check(ctx context.Context) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if s.Binary == "" {
-		return errors.New("slurm executor: no kregress binary for the nodes")
-	}
-	if st, err := os.Stat(s.Binary); err != nil || st.IsDir() {
-		return fmt.Errorf("slurm executor: kregress binary %s: not a file", s.Binary)
-	}
-	agent := filepath.Join(filepath.Dir(s.Binary), images.AgentName)
-	if st, err := os.Stat(agent); err != nil || st.IsDir() {
-		return fmt.Errorf("slurm executor: no guest agent %s beside the kregress binary (the nodes pack it into every image; `make` builds both)", agent)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if out, err := s.cmd(pctx, "scontrol", "ping"); err != nil || !strings.Contains(out, "UP") {
+		return fmt.Errorf("slurm executor: the cluster's controller does not answer (scontrol ping: %s); is SLURM_CONF right?", strings.Join(strings.Fields(out), " "))
 	}
 	if s.Partition != "" {
 		out, err := s.cmd(ctx, "scontrol", "-o", "show", "partition", s.Partition)
@@ -373,7 +389,7 @@ func (s *Slurm) cmd(ctx context.Context, name string, args ...string) (string, e
 }
 
 func (s *Slurm) cmdIn(ctx context.Context, stdin, name string, args ...string) (string, error) {
-	c := exec.CommandContext(ctx, name, args...)
+	c := proc.Command(ctx, name, args...)
 	c.Env = append(os.Environ(), s.Env...)
 	if stdin != "" {
 		c.Stdin = strings.NewReader(stdin)

@@ -143,10 +143,11 @@ type Outcome struct {
 
 // Build statuses of Outcome.Status.
 const (
-	StatusBuilt   = "built"
-	StatusNoApply = "no-apply"
-	StatusNoBuild = "no-build"
-	StatusInfra   = "infra"
+	StatusBuilt    = "built"
+	StatusNoApply  = "no-apply"
+	StatusNoBuild  = "no-build"
+	StatusBadInput = "bad-input"
+	StatusInfra    = "infra"
 )
 
 // OutcomePath is where the outcome of the unit file path is written.
@@ -259,6 +260,8 @@ func executeBuild(ctx context.Context, b *BuildUnit, o *Outcome) {
 			o.Status = StatusNoApply
 		case build.ClassNoBuild:
 			o.Status = StatusNoBuild
+		case build.ClassBadInput:
+			o.Status = StatusBadInput
 		default:
 			o.Status = StatusInfra
 		}

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // AgentName is the file name of the guest agent binary, installed beside
@@ -45,7 +46,7 @@ func AgentBinary(ctx context.Context, cacheDir string) (string, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), "./cmd/kregress-agent")
+	cmd := proc.Command(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), "./cmd/kregress-agent")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	var out bytes.Buffer

@@ -47,10 +47,6 @@ type Spec struct {
 	// Modules, each after the modules its .modinfo says it depends on;
 	// in-kernel modules they depend on are resolved from ModulesDir.
 	ExtraModules []string
-	// OptionalModules are packed and loaded like Modules when the kernel
-	// has them (in modules.dep or built in) and left out when it has not,
-	// e.g. ACPI's "button", which only some kernels build.
-	OptionalModules []string
 	// KernelRelease ("6.1.0-56-amd64") places the modules under
 	// /lib/modules/<release>/ with a modules.dep, so that the kernel's own
 	// request_module() finds them through /sbin/modprobe (busybox); ""
@@ -173,8 +169,8 @@ func plan(spec Spec) ([]entry, error) {
 	if len(wanted) > 0 && spec.ModulesDir == "" {
 		return nil, fmt.Errorf("images: modules %v requested but no modules directory given", wanted)
 	}
-	if spec.ModulesDir != "" && len(wanted)+len(spec.OptionalModules) > 0 {
-		paths, deps, err := resolveModulesWithDeps(spec.ModulesDir, wanted, spec.OptionalModules)
+	if spec.ModulesDir != "" && len(wanted) > 0 {
+		paths, deps, err := resolveModulesWithDeps(spec.ModulesDir, wanted)
 		if err != nil {
 			return nil, err
 		}

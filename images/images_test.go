@@ -71,24 +71,6 @@ func TestResolveModulesDependenciesFirst(t *testing.T) {
 	}
 }
 
-// TestOptionalModules: an optional module the kernel has is resolved after
-// the required ones; one it lacks is left out without an error.
-func TestOptionalModules(t *testing.T) {
-	_, modDir := debianModules(t)
-	got, _, err := resolveModulesWithDeps(modDir, []string{"virtio_net"}, []string{"no_such_module_xyz", "button"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) < 2 || moduleName(got[len(got)-1]) != "button" {
-		t.Errorf("resolved %v, want button last", got)
-	}
-	for _, p := range got {
-		if strings.Contains(p, "no_such_module_xyz") {
-			t.Errorf("a missing optional module was resolved: %v", got)
-		}
-	}
-}
-
 func TestBuildIsCachedAndReadableByCpio(t *testing.T) {
 	_, modDir := debianModules(t)
 	if _, err := exec.LookPath("cpio"); err != nil {

@@ -16,14 +16,13 @@ import (
 // once. A name that modules.builtin lists is built into the kernel and needs
 // no file. Dashes and underscores in names are equivalent, as for modprobe.
 func ResolveModules(modulesDir string, names []string) ([]string, error) {
-	order, _, err := resolveModulesWithDeps(modulesDir, names, nil)
+	order, _, err := resolveModulesWithDeps(modulesDir, names)
 	return order, err
 }
 
 // resolveModulesWithDeps is ResolveModules that also returns each module's
-// direct dependencies, as modules.dep lists them. The optional names
-// follow names, and those the kernel lacks are skipped.
-func resolveModulesWithDeps(modulesDir string, names, optional []string) ([]string, map[string][]string, error) {
+// direct dependencies, as modules.dep lists them.
+func resolveModulesWithDeps(modulesDir string, names []string) ([]string, map[string][]string, error) {
 	depPath := filepath.Join(modulesDir, "modules.dep")
 	f, err := os.Open(depPath)
 	if err != nil {
@@ -73,12 +72,11 @@ func resolveModulesWithDeps(modulesDir string, names, optional []string) ([]stri
 		order = append(order, rel)
 		return nil
 	}
-	required := len(names)
-	for i, n := range append(append([]string{}, names...), optional...) {
+	for _, n := range names {
 		key := strings.ReplaceAll(n, "-", "_")
 		rel, ok := byName[key]
 		if !ok {
-			if builtin[key] || i >= required {
+			if builtin[key] {
 				continue
 			}
 			return nil, nil, fmt.Errorf("images: module %q is neither in %s nor built in", n, depPath)

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"github.com/kregress/kregress/bisect"
 	"github.com/kregress/kregress/build"
@@ -150,7 +151,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	c := &results.Culprit{ID: br.Culprit, Subject: br.Subject, Author: br.Author}
 	parent := ""
 	if gitMode {
-		if out, err := exec.CommandContext(ctx, "git", "-C", spec.Build.Source, "rev-parse", br.Culprit+"^").Output(); err == nil {
+		if out, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", br.Culprit+"^").Output(); err == nil {
 			parent = strings.TrimSpace(string(out))
 		}
 	} else {
@@ -210,7 +211,7 @@ func (t *bisectTester) label(id string) string {
 		}
 	} else {
 		l = shortHash(id)
-		if out, err := exec.Command("git", "-C", t.spec.Build.Source, "log", "-1", "--format=%s", id).Output(); err == nil {
+		if out, err := proc.Command(context.Background(), "git", "-C", t.spec.Build.Source, "log", "-1", "--format=%s", id).Output(); err == nil {
 			l += " " + strings.TrimSpace(string(out))
 		}
 	}
@@ -263,23 +264,13 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	var c bisect.Counts
 	var noBoot int
 	titles := map[string]bool{}
-	var mu sync.Mutex
-	sem := make(chan struct{}, t.spec.Jobs)
-	var wg sync.WaitGroup
-	// The bad end's first run names the crash when none was given: run it
-	// alone first.
-	first := t.target == nil && t.spec.Crash == "" && !t.spec.AnyCrash
-	one := func(i int) {
-		rs := spec
+	// judge counts one run: the suite runs of one repetition.
+	judge := func(runs []SuiteRun) {
 		var crashes []results.Crash
 		infra, booted := false, true
-		for _, s := range t.spec.Suites {
-			rs.Suite, rs.Out, rs.Label = s, t.stepDir(id), fmt.Sprintf("run%02d-%s", i, s.Name)
-			rs.Progress = nil
-			r, _, err := t.spec.Executor.Run(ctx, rs)
-			sr := SuiteRun{Suite: s.Name, Result: r, Err: err}
-			switch {
-			case err != nil || r == nil:
+		for _, sr := range runs {
+			switch r := sr.Result; {
+			case sr.Err != nil || r == nil:
 				infra = true
 			case len(r.Crashes) > 0:
 				crashes = append(crashes, r.Crashes...)
@@ -288,12 +279,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 			case RunIsInfra(sr):
 				infra = true
 			}
-			if err != nil || r == nil || len(r.Crashes) > 0 || !booted || infra {
-				break
-			}
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		for _, cr := range crashes {
 			titles[cr.Title] = true
 		}
@@ -310,24 +296,61 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 		}
 		t.spec.Progress("bisect: %s: run %d/%d: %d crashing, %d clean, %d other, %d infra", label, c.Runs, n, c.Bad, c.Good, c.Other, c.Infra)
 	}
+	specs := func(from, to int) []Spec {
+		var out []Spec
+		for i := from; i < to; i++ {
+			for _, s := range t.spec.Suites {
+				rs := spec
+				rs.Suite, rs.Out, rs.Label, rs.Progress = s, t.stepDir(id), fmt.Sprintf("run%02d-%s", i, s.Name), nil
+				out = append(out, rs)
+			}
+		}
+		return out
+	}
+	// runBatch runs repetitions from..to and judges each.
+	runBatch := func(from, to int) {
+		ss := specs(from, to)
+		srs := make([]SuiteRun, len(ss))
+		if many, ok := t.spec.Executor.(interface {
+			RunMany(context.Context, []Spec) ([]*results.Result, []string, []error)
+		}); ok {
+			// One batch: a job array on a cluster.
+			rs, dirs, errs := many.RunMany(ctx, ss)
+			for i := range ss {
+				srs[i] = SuiteRun{Suite: ss[i].Suite.Name, Dir: dirs[i], Result: rs[i], Err: errs[i]}
+			}
+		} else {
+			sem := make(chan struct{}, t.spec.Jobs)
+			var wg sync.WaitGroup
+			for i := range ss {
+				if ctx.Err() != nil {
+					srs[i] = SuiteRun{Suite: ss[i].Suite.Name, Err: ctx.Err()}
+					continue
+				}
+				wg.Add(1)
+				sem <- struct{}{}
+				go func(i int) {
+					defer wg.Done()
+					defer func() { <-sem }()
+					r, dir, err := t.spec.Executor.Run(ctx, ss[i])
+					srs[i] = SuiteRun{Suite: ss[i].Suite.Name, Dir: dir, Result: r, Err: err}
+				}(i)
+			}
+			wg.Wait()
+		}
+		per := len(t.spec.Suites)
+		for k := 0; k+per <= len(srs); k += per {
+			judge(srs[k : k+per])
+		}
+	}
+	// The bad end's first run names the crash when none was given: run it
+	// alone first.
 	start := 0
-	if first {
-		one(0)
+	if t.target == nil && t.spec.Crash == "" && !t.spec.AnyCrash {
+		runBatch(0, 1)
 		start = 1
 	}
-	for i := start; i < n; i++ {
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			one(i)
-		}(i)
-	}
-	wg.Wait()
+	runBatch(start, n)
 	if err := ctx.Err(); err != nil {
 		return c, "", err
 	}

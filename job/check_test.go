@@ -29,6 +29,8 @@ func TestBadInputLeavesNoRunDir(t *testing.T) {
 		{"missing kernel", Spec{Kernel: "/nonexistent/bzImage", Suite: smoke}, "/nonexistent/bzImage"},
 		{"not a bzImage", Spec{Kernel: garbage, Suite: smoke}, "not an x86 bzImage"},
 		{"lustre without client modules", Spec{Kernel: testkernel.Debian(t), Suite: &lustre}, "needs the Lustre client modules"},
+		{"a .ko that is no module", Spec{Kernel: testkernel.Debian(t), Suite: smoke, ExtraModules: []string{garbage}}, garbage},
+		{"a module the kernel lacks", Spec{Kernel: testkernel.Debian(t), Suite: smoke, Modules: []string{"nosuchmod"}}, `"nosuchmod"`},
 	} {
 		out := t.TempDir()
 		c.spec.Out = out

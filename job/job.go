@@ -17,12 +17,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/internal/cache"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage"
 	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/runner"
+	"github.com/kregress/kregress/runner/qemu"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -63,6 +66,8 @@ type Spec struct {
 	// Lustre configures the simulated server for suites whose target is
 	// lustre.
 	Lustre LustreSpec
+	// Backend boots the machine (nil: QEMU on this host).
+	Backend runner.Backend
 }
 
 // LustreSpec is what a lustre-target run needs: the client's modules for
@@ -80,16 +85,14 @@ type LustreSpec struct {
 	Generate string
 	// FaultsFile holds initial fault rules (YAML).
 	FaultsFile string
+	// SourceRoot is the client tree the modules were built in; it is cut
+	// from their source paths so they read lustre/llite/namei.c:NNN.
+	SourceRoot string
 }
 
 // netModules are the modules a distribution kernel keeps outside the image
 // that the guest needs for its network.
 var netModules = []string{"virtio_pci", "virtio_net"}
-
-// buttonModule is ACPI's button driver, which the agent needs to hear the
-// power button (QMP system_powerdown); loaded when the kernel has it as a
-// module.
-const buttonModule = "button"
 
 // Run performs the job and returns its result and run directory. The
 // error is non-nil only when no run directory could be made; everything
@@ -122,8 +125,10 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	host, _ := os.Hostname()
 	res := &results.Result{
 		Status:     results.StatusInfra,
+		Host:       host,
 		Kernel:     spec.Kernel,
 		Suite:      spec.Suite.Name,
 		Started:    time.Now().UTC(),
@@ -138,6 +143,9 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	if err != nil && res.Reason == "" {
 		res.Status = results.StatusInfra
 		res.Reason = err.Error()
+		if ctx.Err() != nil {
+			res.Reason = "interrupted: " + runner.Cause(ctx) + " (" + err.Error() + ")"
+		}
 	}
 	if werr := dir.WriteResult(res); werr != nil {
 		return res, dir.Path, werr
@@ -152,6 +160,8 @@ type run struct {
 	inst *runner.Instance
 	// lustre is the simulated server of a lustre-target run.
 	lustre *lustreRun
+	// setupFailed says why the suite's tests could not run.
+	setupFailed string
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -174,12 +184,8 @@ func (r *run) do(ctx context.Context) error {
 	if modDir != "" {
 		img.ModulesDir = modDir
 		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
-		img.OptionalModules = []string{buttonModule}
 	} else if len(spec.Modules) > 0 {
 		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
-	}
-	if spec.Suite.File != "" && !strings.HasPrefix(spec.Suite.File, "builtin:") {
-		img.Files["/etc/kregress/suite.yaml"] = spec.Suite.File
 	}
 	if spec.Suite.Target == suites.TargetLustre {
 		if err := r.startLustre(ctx, &img); err != nil {
@@ -198,52 +204,55 @@ func (r *run) do(ctx context.Context) error {
 		return err
 	}
 	spec.Progress("boot: %s", filepath.Base(spec.Kernel))
+	backend := spec.Backend
+	if backend == nil {
+		backend = qemu.Backend{}
+	}
 	inst, err := runner.Start(ctx, runner.Config{
-		Kernel: spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel, Boot: spec.Boot,
+		Backend: backend,
+		Kernel:  spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel, Boot: spec.Boot,
 		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, Dir: r.dir.Path, Agent: true,
 		BootTimeout: spec.BootTimeout, NoOutputTimeout: spec.NoOutputTimeout,
 		OnLine: spec.OnLine, StopOnCrash: true, CacheDir: spec.CacheDir,
 		Log: spec.Progress,
 	})
-	if inst != nil {
-		r.inst = inst
-		defer inst.Close()
-	}
 	if err != nil {
 		var ve *runner.VMError
-		if errors.As(err, &ve) {
-			r.res.Outcome = string(ve.Outcome)
-			r.res.ConsoleTail = ve.Tail
-			r.res.Reason = ve.Reason
+		if !errors.As(err, &ve) {
+			return err
 		}
-		// Start closes a failed instance; its crashes are lost with it
-		// unless the detector saw them: read them from the console log.
-		r.collectCrashesFromLog()
-		if len(r.res.Crashes) > 0 {
+		// The machine ran and ended before the agent answered: what
+		// it ran under and the crashes its console showed come with
+		// the error.
+		r.setInfo(ve.Info)
+		r.res.Outcome = string(ve.Outcome)
+		r.res.ConsoleTail = ve.Tail
+		r.res.Crashes = results.CrashesFrom(r.symbolized(ve.Crashes))
+		switch {
+		case len(r.res.Crashes) > 0:
 			r.res.Status = results.StatusCrash
 			r.res.Reason = "kernel crashed during boot: " + r.res.Crashes[0].Title
-			return nil
+		case ve.Outcome == runner.OutcomeCanceled:
+			r.res.Reason = "interrupted during boot: " + ve.Reason
+		default:
+			r.res.Reason = "boot failed: " + string(ve.Outcome) + ": " + ve.Reason
 		}
-		return err
+		return nil
 	}
-	r.res.Accel = inst.Accel()
-	r.res.AccelReason = inst.AccelReason()
-	r.res.Boot = inst.BootProtocol()
+	r.inst = inst
+	defer inst.Close()
+	r.setInfo(inst.Info())
 	r.res.BootSeconds = inst.BootTime().Seconds()
-	spec.Progress("booted in %.1fs (%s, %s)", r.res.BootSeconds, inst.Accel(), r.res.Boot)
+	spec.Progress("booted in %.1fs (%s, %s)", r.res.BootSeconds, r.res.Accel, r.res.Boot)
 	r.runSuite(ctx)
 	inst.Close()
 	r.finish()
 	return nil
 }
 
-// collectCrashesFromLog re-reads console.log after a failed start.
-func (r *run) collectCrashesFromLog() {
-	data, err := os.ReadFile(r.dir.File("console.log"))
-	if err != nil {
-		return
-	}
-	r.res.Crashes = results.CrashesFrom(r.symbolized(triage.Parse(data)))
+// setInfo records what the machine ran under.
+func (r *run) setInfo(info runner.Info) {
+	r.res.Accel, r.res.AccelReason, r.res.Boot = info.Accel, info.AccelReason, info.Boot
 }
 
 // symbolized fills in source positions of the reports' frames when the
@@ -252,31 +261,52 @@ func (r *run) symbolized(reps []triage.Report) []triage.Report {
 	if r.spec.Symbolizer == nil {
 		return reps
 	}
-	prefix := strings.TrimSuffix(r.spec.SourceRoot, "/") + "/"
 	for i := range reps {
 		r.spec.Symbolizer.SymbolizeReport(&reps[i])
-		if r.spec.SourceRoot == "" {
-			continue
-		}
 		for j := range reps[i].Stack {
 			f := &reps[i].Stack[j]
-			f.File = strings.TrimPrefix(f.File, prefix)
+			f.File = r.sourcePath(f.File)
 			for k := range f.Inlined {
-				f.Inlined[k].File = strings.TrimPrefix(f.Inlined[k].File, prefix)
+				f.Inlined[k].File = r.sourcePath(f.Inlined[k].File)
 			}
 		}
 	}
 	return reps
 }
 
+// sourcePath cuts the kernel tree (SourceRoot) or the Lustre client tree
+// (Lustre.SourceRoot) from a source path, so that it reads fs/namei.c or
+// lustre/llite/namei.c.
+func (r *run) sourcePath(file string) string {
+	for _, root := range []string{r.spec.SourceRoot, r.spec.Lustre.SourceRoot} {
+		if root == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(file, strings.TrimSuffix(root, "/")+"/"); ok {
+			return rest
+		}
+	}
+	return file
+}
+
+// finish decides the run's status once the VM is gone: a crash the console
+// showed wins; then the run's end by a signal or the time limit, or a VM
+// that died unexplained, are infrastructure; then a VM stopped for silence
+// and failed tests are failures.
 func (r *run) finish() {
 	res := r.res
 	res.Crashes = results.CrashesFrom(r.symbolized(r.inst.Crashes()))
 	outcome, reason := r.inst.Outcome()
 	res.Outcome = string(outcome)
-	failed := 0
+	failed, interrupted := 0, ""
 	for _, t := range res.Tests {
-		if t.Status != results.StatusPass && t.Status != results.StatusSkip {
+		switch t.Status {
+		case results.StatusPass, results.StatusSkip:
+		case results.StatusInterrupted:
+			if interrupted == "" {
+				interrupted = t.Name + ": " + t.Message
+			}
+		default:
 			failed++
 		}
 	}
@@ -284,13 +314,23 @@ func (r *run) finish() {
 	case len(res.Crashes) > 0:
 		res.Status = results.StatusCrash
 		res.Reason = "kernel crashed: " + res.Crashes[0].Title
+	case outcome == runner.OutcomeCanceled:
+		res.Status = results.StatusInfra
+		res.Reason = "interrupted: " + reason
+	case outcome == runner.OutcomeExited:
+		res.Status = results.StatusInfra
+		res.Reason = "the VM died and the console shows no kernel crash: " + reason
+		res.ConsoleTail = r.inst.ConsoleTail()
+	case interrupted != "":
+		res.Status = results.StatusInfra
+		res.Reason = "test " + interrupted
 	case outcome == runner.OutcomeNoOutput:
 		res.Status = results.StatusFail
 		res.Reason = reason
 		res.ConsoleTail = r.inst.ConsoleTail()
-	case outcome == runner.OutcomeCanceled:
-		res.Status = results.StatusInfra
-		res.Reason = "canceled: " + reason
+	case r.setupFailed != "":
+		res.Status = results.StatusFail
+		res.Reason = r.setupFailed
 	case failed > 0:
 		res.Status = results.StatusFail
 		res.Reason = fmt.Sprintf("%d of %d tests failed", failed, len(res.Tests))
@@ -323,35 +363,55 @@ func (r *run) runSuite(ctx context.Context) {
 		prep = r.lustreMount()
 	}
 	if out, err := inst.Run(ctx, prep, nil, 3*time.Minute); err != nil || out.ExitCode != 0 {
-		r.skipAll(fmt.Sprintf("target %s set-up failed: %v %s", s.Target, err, out.Stderr))
+		r.skipAll(fmt.Sprintf("target %s set-up failed: %s", s.Target, failure(out, err)))
 		return
 	}
 	if s.Setup != "" {
 		out, err := inst.Run(ctx, r.guestEnv()+s.Setup, nil, s.Timeout)
 		if err != nil || out.ExitCode != 0 {
-			r.skipAll(fmt.Sprintf("suite setup failed (exit %d): %v %s", out.ExitCode, err, out.Stderr))
+			r.skipAll("suite setup failed: " + failure(out, err))
 			return
 		}
 	}
 	for idx, t := range s.Tests {
-		if o, _ := inst.Outcome(); o != runner.OutcomeRunning {
-			r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: "the VM had ended: " + string(o)})
+		if why := r.stopped(ctx); why != "" {
+			r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: "not run: " + why})
 			continue
 		}
 		r.spec.Progress("test %d/%d: %s", idx+1, len(s.Tests), t.Name)
 		r.res.Tests = append(r.res.Tests, r.runTest(ctx, t))
 	}
-	if s.Teardown != "" {
-		if o, _ := inst.Outcome(); o == runner.OutcomeRunning {
-			inst.Run(ctx, r.guestEnv()+s.Teardown, nil, s.Timeout)
-		}
+	if s.Teardown != "" && r.stopped(ctx) == "" {
+		inst.Run(ctx, r.guestEnv()+s.Teardown, nil, s.Timeout)
 	}
 }
 
+// failure describes a set-up command that failed.
+func failure(out runner.Result, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("exit %d: %s", out.ExitCode, strings.TrimSpace(string(out.Stderr)))
+}
+
+// stopped says why no further guest command can run ("" if one can): the
+// VM's end or the context's.
+func (r *run) stopped(ctx context.Context) string {
+	if o, why := r.inst.Outcome(); o != runner.OutcomeRunning {
+		return "the VM had ended: " + string(o) + ": " + why
+	}
+	if ctx.Err() != nil {
+		return "interrupted: " + runner.Cause(ctx)
+	}
+	return ""
+}
+
+// skipAll records every test as not run, and the run as failed at set-up
+// unless the VM's end explains it.
 func (r *run) skipAll(why string) {
-	r.res.Reason = why
+	r.setupFailed = why
 	for _, t := range r.spec.Suite.Tests {
-		r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: why})
+		r.res.Tests = append(r.res.Tests, results.Test{Name: t.Name, Status: results.StatusSkip, Expected: t.Expect, Message: "not run: " + why})
 	}
 }
 
@@ -379,7 +439,7 @@ func (r *run) command(t suites.Test) string {
 
 // workloadCommand invokes the agent's built-in workload.
 func workloadCommand(t suites.Test) string {
-	args := []string{"/init", t.Workload, "-threads", fmt.Sprint(t.Threads)}
+	args := []string{protocol.AgentPath, t.Workload, "-threads", fmt.Sprint(t.Threads)}
 	if t.Duration > 0 {
 		args = append(args, "-duration", t.Duration.String())
 	}
@@ -419,26 +479,44 @@ func (r *run) runTest(ctx context.Context, t suites.Test) results.Test {
 	if t.Workload != "" {
 		out.Metrics = metrics.parse()
 	}
+	out.Status, out.Message = testVerdict(t, res, err, runner.Cause(ctx))
+	fmt.Fprintf(f, "\n[kregress: %s, exit %d, %.2fs", out.Status, out.ExitCode, out.Seconds)
+	if out.Message != "" {
+		fmt.Fprintf(f, ": %s", out.Message)
+	}
+	fmt.Fprintf(f, "]\n")
+	return out
+}
+
+// testVerdict decides one test's status, once, from what running it
+// returned: pass, fail, timeout, crash, skip (it never started: the VM had
+// ended) or interrupted (something outside the test ended it: the VM died
+// unexplained, a signal, the overall time limit: cause says which). Every
+// status but pass comes with a message.
+func testVerdict(t suites.Test, res runner.Result, err error, cause string) (status results.Status, message string) {
 	var ve *runner.VMError
 	switch {
+	case err == nil && res.ExitCode == t.Expect:
+		return results.StatusPass, ""
+	case err == nil:
+		return results.StatusFail, fmt.Sprintf("exit %d, want %d", res.ExitCode, t.Expect)
 	case errors.Is(err, runner.ErrTimeout):
-		out.Status = results.StatusTimeout
-		out.Message = fmt.Sprintf("ran past its %v timeout", t.Timeout)
+		return results.StatusTimeout, fmt.Sprintf("ran past its %v timeout", t.Timeout)
 	case errors.As(err, &ve):
-		out.Status = results.StatusCrash
-		if ve.Outcome != runner.OutcomeCrash {
-			out.Status = results.StatusFail
+		why := string(ve.Outcome) + ": " + ve.Reason
+		switch {
+		case ve.NotStarted:
+			return results.StatusSkip, "not run: the VM had ended: " + why
+		case ve.Outcome == runner.OutcomeCrash:
+			return results.StatusCrash, "the kernel crashed during the test: " + ve.Reason
+		case ve.Outcome == runner.OutcomeNoOutput:
+			return results.StatusTimeout, "the VM was stopped during the test: " + ve.Reason
+		case ve.Outcome == runner.OutcomeCanceled:
+			return results.StatusInterrupted, "interrupted: " + ve.Reason
 		}
-		out.Message = fmt.Sprintf("the VM ended during the test: %s: %s", ve.Outcome, ve.Reason)
-	case err != nil:
-		out.Status = results.StatusFail
-		out.Message = err.Error()
-	case res.ExitCode != t.Expect:
-		out.Status = results.StatusFail
-		out.Message = fmt.Sprintf("exit %d, want %d", res.ExitCode, t.Expect)
-	default:
-		out.Status = results.StatusPass
+		return results.StatusInterrupted, "the VM died during the test: " + why
+	case errors.Is(err, runner.ErrInterrupted):
+		return results.StatusInterrupted, "interrupted: " + cause
 	}
-	fmt.Fprintf(f, "\n[kregress: %s, exit %d, %.2fs]\n", out.Status, out.ExitCode, out.Seconds)
-	return out
+	return results.StatusInterrupted, "lost the guest agent during the test: " + err.Error()
 }

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"gopkg.in/yaml.v3"
 
@@ -331,14 +332,14 @@ func updateTree(ctx context.Context, j *NightlyJob) (string, error) {
 		ref = "HEAD"
 	}
 	if j.Remote != "" {
-		cmd := exec.CommandContext(ctx, "git", "-C", j.Source, "fetch", "--quiet", j.Remote, ref)
+		cmd := proc.Command(ctx, "git", "-C", j.Source, "fetch", "--quiet", j.Remote, ref)
 		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("nightly %s: git fetch %s %s: %v: %s", j.Name, j.Remote, ref, err, bytes.TrimSpace(out))
 		}
 		ref = "FETCH_HEAD"
 	}
-	out, err := exec.CommandContext(ctx, "git", "-C", j.Source, "rev-parse", "--verify", "--quiet", ref+"^{commit}").Output()
+	out, err := proc.Command(ctx, "git", "-C", j.Source, "rev-parse", "--verify", "--quiet", ref+"^{commit}").Output()
 	if err != nil {
 		return "", &build.InputError{Err: fmt.Errorf("nightly %s: %q is not a commit in %s", j.Name, ref, j.Source)}
 	}
@@ -346,7 +347,7 @@ func updateTree(ctx context.Context, j *NightlyJob) (string, error) {
 }
 
 func commitSubject(repo, commit string) string {
-	out, err := exec.Command("git", "-C", repo, "log", "-1", "--format=%s", commit).Output()
+	out, err := proc.Command(context.Background(), "git", "-C", repo, "log", "-1", "--format=%s", commit).Output()
 	if err != nil {
 		return ""
 	}

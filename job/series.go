@@ -34,6 +34,16 @@ type SeriesSpec struct {
 	// Executor builds the steps' kernels and runs the suites; nil means
 	// Local.
 	Executor Executor
+	// Kernel, when set, is a distribution kernel (bzImage, with its
+	// headers installed) that every step boots instead of a kernel built
+	// from Build; the series then targets the client.
+	Kernel string
+	// Client is a Lustre client tree built against every step's kernel
+	// and loaded for lustre-target suites.
+	Client *ClientSpec
+	// ClientSeries says the series (Build.Series) applies to the client
+	// tree, not to the kernel's.
+	ClientSeries bool
 }
 
 // Executor builds kernels and runs suites for TestSeries: Local does it
@@ -90,7 +100,14 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (_ *results.SeriesResult, 
 	if len(spec.Suites) == 0 {
 		return nil, "", suites.ErrNoSuite
 	}
-	patches, err := build.LoadSeries(ctx, spec.Build.Source, spec.Build.Series)
+	if err := checkClientSpec(spec); err != nil {
+		return nil, "", err
+	}
+	tree := spec.Build.Source
+	if spec.ClientSeries {
+		tree = spec.Client.Tree
+	}
+	patches, err := build.LoadSeries(ctx, tree, spec.Build.Series)
 	if err != nil {
 		return nil, "", err
 	}
@@ -99,7 +116,7 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (_ *results.SeriesResult, 
 	}
 	t := &seriesTester{spec: spec, patches: patches}
 	spec.Progress("series: checking that %d patches apply", len(patches))
-	if err := spec.Executor.CheckApply(ctx, t.request(len(patches))); err != nil {
+	if err := t.checkApply(ctx); err != nil {
 		if build.Classify(err) != build.ClassNoApply {
 			return nil, "", err
 		}
@@ -118,7 +135,13 @@ func TestSeries(ctx context.Context, spec SeriesSpec) (_ *results.SeriesResult, 
 	start := time.Now()
 	res := &results.SeriesResult{
 		Status: results.StatusInfra, Source: spec.Build.Source, BaseRef: spec.Build.Base, Series: spec.Build.Series,
-		Configs: spec.Build.Configs, Started: start.UTC(),
+		Configs: spec.Build.Configs, Started: start.UTC(), Kernel: spec.Kernel,
+	}
+	if spec.Client != nil {
+		res.Target, res.Client = "kernel", spec.Client.Tree
+	}
+	if spec.ClientSeries {
+		res.Target = "client"
 	}
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
@@ -188,6 +211,9 @@ type seriesTester struct {
 	// fails the same way, so none is built.
 	noApply    int
 	noApplyMsg string
+	// kern is the kernel every step shares when the series targets the
+	// client (built once, or the distribution kernel).
+	kern *stepKernel
 }
 
 // order yields the prefixes to test, as byIndex fills: every prefix in
@@ -217,7 +243,9 @@ func (t *seriesTester) order(ctx context.Context, byIndex []*results.PatchVerdic
 func (t *seriesTester) request(k int) build.Request {
 	req := t.spec.Build
 	req.Series = ""
-	req.Patches = append([]build.Patch(nil), t.patches[:k]...)
+	if !t.spec.ClientSeries {
+		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
+	}
 	return req
 }
 
@@ -230,8 +258,7 @@ func (t *seriesTester) noteNoApply(err error) error {
 		return nil
 	}
 	if ae.Patch.Number <= 1 {
-		return &build.InputError{Err: fmt.Errorf("series %s does not apply to %s from its first patch (is it meant for another tree?): %w",
-			t.spec.Build.Series, t.spec.Build.Source, err)}
+		return &build.InputError{Err: t.otherTree(ae, err)}
 	}
 	if t.noApply == 0 || ae.Patch.Number < t.noApply {
 		t.noApply, t.noApplyMsg = ae.Patch.Number, err.Error()
@@ -263,21 +290,29 @@ func (t *seriesTester) step(ctx context.Context, k int) (*results.Step, error) {
 	stepDir := t.dir.File(name)
 	os.MkdirAll(stepDir, 0o755)
 	bstart := time.Now()
-	br, err := t.spec.Executor.Build(ctx, t.request(k))
+	kern, err := t.kernel(ctx, k)
+	var client *stepClient
+	if err == nil && t.spec.Client != nil {
+		client, err = t.buildClient(ctx, k, kern, stepDir)
+	}
 	buildSeconds := time.Since(bstart).Seconds()
 	if err != nil {
 		st := JudgeStep(t.base, err, nil)
 		st.BuildSeconds = buildSeconds
 		return st, err
 	}
+	br := kern.br
 	// The build folder is reused by the next step: keep this kernel.
 	kernel := filepath.Join(stepDir, "bzImage")
+	if kern.keep != "" {
+		kernel = kern.keep
+	}
 	var runs []SuiteRun
-	if err := results.CopyFile(br.BzImage, kernel); err != nil {
+	if err := kern.keepAt(kernel); err != nil {
 		runs = append(runs, SuiteRun{Err: fmt.Errorf("keeping the step's kernel: %w", err)})
 	} else {
 		rs := t.spec.Run
-		closeSym := rs.UseBuild(br)
+		closeSym := rs.useKernel(kern, client)
 		defer closeSym()
 		rs.Kernel, rs.Out = kernel, stepDir
 		for _, s := range t.spec.Suites {
@@ -292,11 +327,14 @@ func (t *seriesTester) step(ctx context.Context, k int) (*results.Step, error) {
 	}
 	st := JudgeStep(t.base, nil, runs)
 	st.BuildSeconds = buildSeconds
-	st.BuildKey, st.Incremental, st.Compiled = br.Key, br.Incremental, br.Compiled
-	st.Kernel = kernel
-	for _, w := range br.Warnings {
-		st.Warnings = append(st.Warnings, w.String())
+	if br != nil && !t.spec.ClientSeries {
+		st.BuildKey, st.Incremental, st.Compiled = br.Key, br.Incremental, br.Compiled
+		for _, w := range br.Warnings {
+			st.Warnings = append(st.Warnings, w.String())
+		}
 	}
+	st.Kernel = kernel
+	client.note(st, t.spec.ClientSeries)
 	return st, nil
 }
 
@@ -314,7 +352,11 @@ func (t *seriesTester) reproduce(p *results.PatchVerdict) string {
 			names = append(names, s.File)
 		}
 	}
-	return fmt.Sprintf("kregress run --kernel %s --suite %s", p.Kernel, strings.Join(names, ","))
+	cmd := fmt.Sprintf("kregress run --kernel %s --suite %s", p.Kernel, strings.Join(names, ","))
+	if p.ClientModules != "" {
+		cmd += " --lustre-modules " + p.ClientModules
+	}
+	return cmd
 }
 
 // DemoConfigs are the config fragments of the README's demonstration:

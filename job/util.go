@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kregress/kregress/agent"
+	"github.com/kregress/kregress/agent/protocol"
 	"github.com/kregress/kregress/results"
 )
 
@@ -37,7 +37,7 @@ func (m *metricsCapture) parse() map[string]any {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range strings.Split(m.buf.String(), "\n") {
-		if rest, ok := strings.CutPrefix(l, agent.MetricsPrefix); ok {
+		if rest, ok := strings.CutPrefix(l, protocol.MetricsPrefix); ok {
 			var v map[string]any
 			if json.Unmarshal([]byte(rest), &v) == nil {
 				return v

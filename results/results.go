@@ -30,22 +30,28 @@ const (
 	StatusFail  Status = "fail"
 	StatusCrash Status = "crash"
 	StatusInfra Status = "infra"
-	// StatusTimeout and StatusSkip are per-test only.
+	// StatusTimeout, StatusSkip and StatusInterrupted are per-test only.
 	StatusTimeout Status = "timeout"
 	StatusSkip    Status = "skip"
+	// StatusInterrupted: the test did not finish for a reason outside
+	// it (the VM died unexplained, a signal, the overall time limit).
+	StatusInterrupted Status = "interrupted"
 	// StatusRegression is a series' only: a patch is worse than the base.
 	StatusRegression Status = "regression"
 )
 
 // Failed reports whether a test with this status counts as failing:
-// anything but pass and skip.
-func (s Status) Failed() bool { return s != StatusPass && s != StatusSkip }
+// anything but pass, skip and interrupted (which ended for a reason
+// outside the test, and makes its run infrastructure).
+func (s Status) Failed() bool { return s != StatusPass && s != StatusSkip && s != StatusInterrupted }
 
 // Result is the content of result.json.
 type Result struct {
-	Status      Status `json:"status"`           // pass, fail, crash, infra
-	Reason      string `json:"reason,omitempty"` // why, for anything but pass
-	Outcome     string `json:"outcome,omitempty"`
+	Status  Status `json:"status"`           // pass, fail, crash, infra
+	Reason  string `json:"reason,omitempty"` // why, for anything but pass
+	Outcome string `json:"outcome,omitempty"`
+	// Host is the machine that ran the VM (a cluster node).
+	Host        string `json:"host,omitempty"`
 	Accel       string `json:"accel"`
 	AccelReason string `json:"accel_reason,omitempty"`
 	// Boot is how QEMU entered the kernel: "pvh" (the bzImage's vmlinux,
@@ -68,7 +74,7 @@ type Result struct {
 // Test is one test's verdict.
 type Test struct {
 	Name     string  `json:"name"`
-	Status   Status  `json:"status"` // pass, fail, timeout, crash, skip
+	Status   Status  `json:"status"` // pass, fail, timeout, crash, skip, interrupted
 	Seconds  float64 `json:"seconds"`
 	ExitCode int     `json:"exit_code"`
 	Expected int     `json:"expected_exit"`
@@ -226,7 +232,7 @@ func Summary(w io.Writer, r *Result, dir string) {
 			if t.Status != StatusPass && t.Message != "" {
 				extra = "  " + t.Message
 			}
-			fmt.Fprintf(w, "  %-7s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(string(t.Status)), t.Name, t.Seconds, t.ExitCode, extra)
+			fmt.Fprintf(w, "  %-11s %-28s %6.2fs  exit %d%s\n", strings.ToUpper(string(t.Status)), t.Name, t.Seconds, t.ExitCode, extra)
 		}
 	}
 	for _, c := range r.Crashes {

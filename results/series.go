@@ -48,6 +48,13 @@ type SeriesResult struct {
 	Base        *Step           `json:"base"`
 	Patches     []*PatchVerdict `json:"patches"`
 	FirstBad    *FirstBad       `json:"first_bad"`
+	// Target is the tree the series applies to: kernel or client ("" for
+	// a kernel series without a client).
+	Target string `json:"target,omitempty"`
+	// Kernel is the distribution kernel every step booted, if any.
+	Kernel string `json:"kernel,omitempty"`
+	// Client is the Lustre client tree built for every step, if any.
+	Client string `json:"client,omitempty"`
 }
 
 // Step is one built and tested kernel: the base or a prefix of the series.
@@ -63,6 +70,10 @@ type Step struct {
 	Tests        map[string]Status `json:"tests,omitempty"`  // suite/test -> status
 	Crashes      []SeriesCrash     `json:"crashes"`
 	Warnings     []string          `json:"warnings,omitempty"`
+	// ClientModules is the folder of the Lustre client modules the step
+	// built and loaded; ClientConfigured says configure ran for it.
+	ClientModules    string `json:"client_modules,omitempty"`
+	ClientConfigured bool   `json:"client_configured,omitempty"`
 }
 
 // HasCrash reports whether the step saw c (triage.SameCrash).
@@ -109,7 +120,16 @@ func listOrNone(l []string) string {
 
 // SeriesSummary writes the verdict table.
 func SeriesSummary(w io.Writer, r *SeriesResult, dir string) {
-	fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
+	switch {
+	case r.Target == "client" && r.Kernel != "":
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (suites %s)\n", r.Series, r.Client, r.Kernel, listOrNone(r.Suites))
+	case r.Target == "client":
+		fmt.Fprintf(w, "series %s applied to the client tree %s, built against %s (configs %s; suites %s)\n", r.Series, r.Client, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
+	case r.Client != "":
+		fmt.Fprintf(w, "series %s applied to the kernel tree %s (configs %s; suites %s); client tree %s built against each step's kernel\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites), r.Client)
+	default:
+		fmt.Fprintf(w, "series %s on %s (configs %s; suites %s)\n", r.Series, r.Source, listOrNone(r.Configs), listOrNone(r.Suites))
+	}
 	row := func(idx, subject string, s *Step) {
 		extra := ""
 		for _, c := range s.Crashes {

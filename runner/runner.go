@@ -1,43 +1,38 @@
-// Package runner boots a kernel in QEMU and drives it: the serial console is
-// streamed line by line to console.log, to a caller's callback and to the
-// crash detector; a QMP socket (github.com/digitalocean/go-qemu) queries and
-// stops the machine; commands run in the guest over SSH to the kregress
-// guest agent, reached through a loopback-only port forward.
+// Package runner drives one test machine, whatever runs it. A Backend
+// boots a Machine (package runner/qemu: QEMU on this host; runner/fake: a
+// scripted machine for tests; next, a worker on a cluster node); an
+// Instance watches it, the same for every backend: the console is streamed
+// line by line to console.log, to the caller's callback and to the crash
+// detector (results/triage), a complete crash report stops the machine,
+// and silence, the boot deadline and the caller's context are enforced.
+// Commands run in the guest through the kregress guest agent, which the
+// backend reaches once the agent printed its host key on the console
+// (package agent/protocol).
 //
-// An Instance is one VM. Its life ends in exactly one Outcome: the caller
-// stopped it, the kernel crashed, it never became ready (boot-timeout), the
-// console went silent too long (no-output), or QEMU exited by itself. Close
-// always leaves QEMU gone, the port free and the temp files removed, on
-// every path including context cancellation.
+// An Instance's life ends in exactly one Outcome, decided once, with a
+// reason: the caller stopped it, the kernel crashed, it never became ready
+// (boot-timeout), the console went silent too long (no-output), the
+// caller's context ended (canceled: which signal or limit), or the machine
+// ended by itself (exited: how, e.g. QEMU killed by a signal). Close
+// always leaves the machine gone and its resources released, on every
+// path including context cancellation.
 package runner
 
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/digitalocean/go-qemu/qmp"
-	"golang.org/x/crypto/ssh"
-
-	"github.com/kregress/kregress/agent"
+	"github.com/kregress/kregress/agent/protocol"
 	"github.com/kregress/kregress/results/triage"
-	"github.com/kregress/kregress/runner/pvh"
 )
-
-const qemuBinary = "qemu-system-x86_64"
 
 // Outcome says how a VM's life ended.
 type Outcome string
@@ -49,8 +44,8 @@ const (
 	OutcomeCrash       Outcome = "crash"        // the console showed a kernel crash report
 	OutcomeBootTimeout Outcome = "boot-timeout" // the agent was not ready in time
 	OutcomeNoOutput    Outcome = "no-output"    // the console was silent too long
-	OutcomeExited      Outcome = "exited"       // QEMU exited on its own (poweroff, reboot, panic)
-	OutcomeCanceled    Outcome = "canceled"     // the context was canceled
+	OutcomeExited      Outcome = "exited"       // the machine ended by itself (poweroff, reset, QEMU killed)
+	OutcomeCanceled    Outcome = "canceled"     // the caller's context ended (a signal, a time limit)
 )
 
 // Line is one console line.
@@ -60,20 +55,34 @@ type Line struct {
 	Time time.Time // when it arrived
 }
 
+// Accelerators.
+const (
+	AccelKVM = "kvm"
+	AccelTCG = "tcg"
+)
+
+// Boot modes for Config.Boot.
+const (
+	BootAuto    = "auto"
+	BootBzImage = "bzimage"
+)
+
 // Config describes one VM.
 type Config struct {
-	Kernel string // bzImage to boot (required)
-	Initrd string // initramfs; with Agent true it must hold the kregress agent as /init
-	Append string // extra kernel command line
-	// Accel is "kvm", "tcg", or "" to probe (cached; see ProbeAccel).
+	// Backend boots the machine (required): qemu.Backend{} for QEMU on
+	// this host.
+	Backend Backend
+	Kernel  string // bzImage to boot (required)
+	Initrd  string // initramfs; with Agent true it must hold the kregress agent as /init
+	Append  string // extra kernel command line
+	// Accel is "kvm", "tcg", or "" to probe (cached; see qemu.ProbeAccel).
 	Accel    string
 	MemoryMB int // default 1024
 	CPUs     int // default 2
-	// Dir receives console.log; it must exist. The QMP socket lives in a
-	// private temp dir removed on Close.
+	// Dir receives console.log; it must exist.
 	Dir string
 	// Agent says the initrd runs the kregress agent: Start then waits for
-	// it and connects over SSH before returning.
+	// it and connects before returning.
 	Agent bool
 	// BootTimeout bounds the time until the agent is ready (default 120s).
 	BootTimeout time.Duration
@@ -84,35 +93,80 @@ type Config struct {
 	// OnLine, if set, is called for every console line, in order, from one
 	// goroutine.
 	OnLine func(Line)
-	// StopOnCrash ends the VM as soon as a crash report is complete
-	// (default true when unset via DefaultConfig; a zero Config means false).
+	// StopOnCrash ends the VM as soon as a crash report is complete.
 	StopOnCrash bool
-	// CacheDir holds the accelerator probe's answer and the kernels
+	// CacheDir holds the accelerator probe's answers and the kernels
 	// extracted for direct boot.
 	CacheDir string
-	// Boot is how QEMU enters the kernel: "" or "auto" boots the vmlinux
-	// inside a PVH-capable bzImage directly (extracted once into CacheDir;
-	// see package pvh), which under TCG saves the seconds the firmware and
-	// the kernel's decompressor take; "bzimage" always boots the bzImage
-	// the classic way. Without a CacheDir, auto means bzimage.
+	// Boot is how the machine enters the kernel: "" or "auto" boots the
+	// vmlinux inside a PVH-capable bzImage directly (see package pvh);
+	// "bzimage" always boots the bzImage the classic way.
 	Boot string
 	// Log receives the runner's own progress lines (nil: discarded).
 	Log func(format string, args ...any)
 }
 
-// Instance is one running VM.
+// KVMSilence is how long a machine under KVM may print nothing at all
+// before the runner says KVM looks broken instead of waiting for the boot
+// timeout: under a working KVM the kernel's first line comes within a
+// second or two. A variable for tests.
+var KVMSilence = 10 * time.Second
+
+// Info is what a machine runs under.
+type Info struct {
+	Accel       string // kvm or tcg
+	AccelReason string // why that accelerator
+	Boot        string // how the kernel was entered: pvh or bzimage
+}
+
+// Backend boots machines.
+type Backend interface {
+	// Boot starts a machine for cfg and returns once it runs (its console
+	// streams). With cfg.Agent the guest is given what it needs to serve
+	// the host (protocol.KeyParam...); the Instance then calls Connect.
+	// A failure to start at all (bad input, missing tools) is an error
+	// and leaves nothing running.
+	Boot(ctx context.Context, cfg Config) (Machine, error)
+}
+
+// Machine is one running machine of some backend. Its methods may be
+// called from several goroutines.
+type Machine interface {
+	// Console is the machine's raw console output; it reaches EOF once the
+	// machine is gone.
+	Console() io.Reader
+	// Info says what the machine runs under.
+	Info() Info
+	// Connect waits until the guest agent, which printed this host key
+	// fingerprint on the console, answers; ctx bounds the wait.
+	Connect(ctx context.Context, fingerprint string) error
+	// Run runs command with /bin/sh -c in the guest, streaming its
+	// output, and returns its exit status. When ctx ends the command is
+	// killed and ctx's error returned. An error wrapping ErrNotStarted
+	// means the command never started.
+	Run(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer) (exit int, err error)
+	// Done is closed when the machine has ended.
+	Done() <-chan struct{}
+	// Exit says how the machine ended (after Done), for the case nobody
+	// stopped it: "QEMU was killed by SIGKILL", ...
+	Exit() string
+	// Stop ends the machine at once and returns when it has ended.
+	Stop()
+	// Close stops the machine and releases everything it held.
+	Close() error
+}
+
+// ErrNotStarted is wrapped by a Machine's Run error when the command never
+// started in the guest.
+var ErrNotStarted = errors.New("the command did not start")
+
+// Instance is one running VM and its monitor.
 type Instance struct {
-	cfg       Config
-	accel     ProbeResult
-	kernel    pvh.Kernel // what -kernel gets
-	cmd       *exec.Cmd
-	tmpDir    string
-	port      int
-	qmpPath   string
-	console   *os.File
-	sshClient *ssh.Client
-	started   time.Time
-	bootTime  time.Duration
+	cfg      Config
+	m        Machine
+	console  *os.File
+	started  time.Time
+	bootTime time.Duration
 
 	mu       sync.Mutex
 	outcome  Outcome
@@ -122,35 +176,23 @@ type Instance struct {
 	lines    int
 	lastOut  time.Time
 	ready    chan string // the agent's host key fingerprint
-	exited   chan struct{}
-	stopOnce sync.Once
-	closed   bool
+	ended    chan struct{}
 	readerWG sync.WaitGroup
+	closed   bool
 }
 
 // tailLines is how many console lines an Instance keeps for reports.
 const tailLines = 60
 
 // Start boots the VM. With cfg.Agent it returns once the guest agent
-// answers over SSH (or with an error carrying the outcome and console tail
-// when it does not). The VM stops when ctx is canceled.
+// answers (or with a *VMError carrying the outcome, the console tail and
+// the crashes seen when it does not). The VM stops when ctx ends.
 func Start(ctx context.Context, cfg Config) (*Instance, error) {
-	if cfg.Kernel == "" {
-		return nil, errors.New("runner: no kernel given")
-	}
-	if _, err := os.Stat(cfg.Kernel); err != nil {
-		return nil, fmt.Errorf("runner: kernel: %w", err)
-	}
-	if cfg.Initrd != "" {
-		if _, err := os.Stat(cfg.Initrd); err != nil {
-			return nil, fmt.Errorf("runner: initrd: %w", err)
-		}
+	if cfg.Backend == nil {
+		return nil, errors.New("runner: no backend given")
 	}
 	if cfg.Dir == "" {
 		return nil, errors.New("runner: no run directory given")
-	}
-	if _, err := exec.LookPath(qemuBinary); err != nil {
-		return nil, fmt.Errorf("runner: %s not found (install Debian's qemu-system-x86): %w", qemuBinary, err)
 	}
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = 1024
@@ -164,197 +206,46 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	inst := &Instance{cfg: cfg, ready: make(chan string, 1), exited: make(chan struct{})}
-	switch cfg.Accel {
-	case AccelKVM, AccelTCG:
-		inst.accel = ProbeResult{Accel: cfg.Accel, Reason: "requested"}
-	case "":
-		inst.accel = ProbeAccel(ctx, cfg.Kernel, cfg.CacheDir)
-		cached := ""
-		if inst.accel.Cached {
-			cached = " (cached probe)"
-		}
-		cfg.Log("accelerator: %s: %s%s", inst.accel.Accel, inst.accel.Reason, cached)
-	default:
-		return nil, fmt.Errorf("runner: unknown accelerator %q (want kvm or tcg)", cfg.Accel)
+	console, err := os.Create(filepath.Join(cfg.Dir, "console.log"))
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
 	}
-	inst.kernel = pvh.Kernel{Path: cfg.Kernel, Reason: "bzimage boot requested"}
-	switch cfg.Boot {
-	case "", BootAuto:
-		if cfg.CacheDir == "" {
-			inst.kernel.Reason = "no cache directory to extract the kernel into"
-			break
-		}
-		k, err := pvh.Prepare(ctx, cfg.Kernel, filepath.Join(cfg.CacheDir, "kernels"))
-		if err != nil {
-			return nil, fmt.Errorf("runner: %w", err)
-		}
-		inst.kernel = k
-		if k.PVH {
-			cfg.Log("boot: direct PVH entry into %s", k.Path)
-		} else {
-			cfg.Log("boot: bzImage through the firmware: %s", k.Reason)
-		}
-	case BootBzImage:
-	default:
-		return nil, fmt.Errorf("runner: unknown boot mode %q (want auto or bzimage)", cfg.Boot)
-	}
-	if err := inst.boot(ctx); err != nil {
-		inst.Close()
+	m, err := cfg.Backend.Boot(ctx, cfg)
+	if err != nil {
+		console.Close()
 		return nil, err
 	}
-	return inst, nil
-}
-
-// Boot modes for Config.Boot.
-const (
-	BootAuto    = "auto"
-	BootBzImage = "bzimage"
-)
-
-// BootProtocol says how QEMU entered the kernel: "pvh" (the extracted
-// vmlinux) or "bzimage".
-func (i *Instance) BootProtocol() string {
-	if i.kernel.PVH {
-		return "pvh"
-	}
-	return "bzimage"
-}
-
-// Accel is the accelerator this VM runs under.
-func (i *Instance) Accel() string { return i.accel.Accel }
-
-// AccelReason says why the accelerator was chosen.
-func (i *Instance) AccelReason() string { return i.accel.Reason }
-
-// BootTime is the time from QEMU's start until the agent answered.
-func (i *Instance) BootTime() time.Duration { return i.bootTime }
-
-// Port is the host loopback port forwarded to the guest's SSH.
-func (i *Instance) Port() int { return i.port }
-
-func (i *Instance) boot(ctx context.Context) error {
-	var err error
-	i.tmpDir, err = os.MkdirTemp("", "kregress-vm-")
-	if err != nil {
-		return fmt.Errorf("runner: %w", err)
-	}
-	i.qmpPath = filepath.Join(i.tmpDir, "qmp.sock")
-	i.console, err = os.Create(filepath.Join(i.cfg.Dir, "console.log"))
-	if err != nil {
-		return fmt.Errorf("runner: %w", err)
-	}
-	var signer ssh.Signer
-	appendLine := "console=ttyS0 nokaslr panic=-1 printk.devkmsg=on " + i.cfg.Append
-	if i.cfg.Agent {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		signer, err = ssh.NewSignerFromKey(priv)
-		if err != nil {
-			return err
-		}
-		sshPub, _ := ssh.NewPublicKey(pub)
-		appendLine += " kregress.key=" + base64.StdEncoding.EncodeToString(sshPub.Marshal()) + " kregress.port=22"
-	}
-	// A free port can be taken between our probe and QEMU's bind when
-	// several VMs start at once; QEMU then fails at once and we retry.
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		lastErr = i.startQEMU(ctx, appendLine)
-		if lastErr == nil {
-			break
-		}
-		if !errors.Is(lastErr, errPortTaken) {
-			return lastErr
-		}
-	}
-	if lastErr != nil {
-		return lastErr
-	}
-	go i.watch(ctx)
-	if !i.cfg.Agent {
-		return nil
-	}
-	return i.connect(ctx, signer)
-}
-
-var errPortTaken = errors.New("host forwarding port taken")
-
-func (i *Instance) startQEMU(ctx context.Context, appendLine string) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("runner: pick a port: %w", err)
-	}
-	i.port = port
-	args := []string{
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-m", fmt.Sprint(i.cfg.MemoryMB), "-smp", fmt.Sprint(i.cfg.CPUs),
-		"-kernel", i.kernel.Path, "-append", strings.TrimSpace(appendLine),
-		"-serial", "stdio",
-		"-qmp", "unix:" + i.qmpPath + ",server=on,wait=off",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),
-		"-device", "virtio-net-pci,netdev=n0",
-	}
-	if i.cfg.Initrd != "" {
-		args = append(args, "-initrd", i.cfg.Initrd)
-	}
-	if i.accel.Accel == AccelKVM {
-		args = append(args, "-accel", "kvm", "-cpu", "host")
-	} else {
-		args = append(args, "-accel", "tcg", "-cpu", "max")
-	}
-	cmd := exec.Command(qemuBinary, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	stderr := &tailBuffer{max: 4096}
-	cmd.Stderr = stderr
-	cmd.Stdin = nil
-	i.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("runner: start %s: %w", qemuBinary, err)
-	}
-	i.cmd = cmd
-	i.mu.Lock()
-	i.lastOut = time.Now()
-	i.mu.Unlock()
+	i := &Instance{cfg: cfg, m: m, console: console, started: time.Now(), lastOut: time.Now(),
+		ready: make(chan string, 1), ended: make(chan struct{})}
 	i.readerWG.Add(1)
-	go i.readConsole(stdout)
+	go i.readConsole(m.Console())
 	go func() {
 		i.readerWG.Wait()
-		cmd.Wait()
-		close(i.exited)
+		<-m.Done()
+		i.setOutcome(OutcomeExited, m.Exit())
+		close(i.ended)
 	}()
-	// QEMU validates its arguments and binds the forward before it runs
-	// the guest; an early exit is a start failure.
-	select {
-	case <-i.exited:
-		msg := strings.TrimSpace(stderr.String())
-		if strings.Contains(msg, "host forwarding") {
-			i.exited = make(chan struct{})
-			return errPortTaken
+	go i.watch(ctx)
+	if cfg.Agent {
+		if err := i.connect(ctx); err != nil {
+			i.Close()
+			return nil, err
 		}
-		return fmt.Errorf("runner: %s exited at start: %s", qemuBinary, msg)
-	case <-time.After(300 * time.Millisecond):
 	}
-	return nil
+	return i, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// Machine is the backend's machine, for what only it can do.
+func (i *Instance) Machine() Machine { return i.m }
 
-// readConsole splits QEMU's serial output into lines, records them and
-// feeds the crash detector.
+// Info says what the VM runs under.
+func (i *Instance) Info() Info { return i.m.Info() }
+
+// BootTime is the time from the machine's start until the agent answered.
+func (i *Instance) BootTime() time.Duration { return i.bootTime }
+
+// readConsole splits the console into lines, records them and feeds the
+// crash detector.
 func (i *Instance) readConsole(r io.Reader) {
 	defer i.readerWG.Done()
 	det := triage.NewStream()
@@ -378,7 +269,7 @@ func (i *Instance) readConsole(r io.Reader) {
 		if i.cfg.OnLine != nil {
 			i.cfg.OnLine(Line{N: n, Text: text, Time: now})
 		}
-		if fp, ok := strings.CutPrefix(text, agent.HostKeyMarker); ok {
+		if fp, ok := strings.CutPrefix(text, protocol.HostKeyMarker); ok {
 			select {
 			case i.ready <- strings.TrimSpace(fp):
 			default:
@@ -413,38 +304,55 @@ func (i *Instance) addCrashes(reps []triage.Report) {
 	i.crashes = append(i.crashes, reps...)
 	i.mu.Unlock()
 	if i.cfg.StopOnCrash {
-		// Called from the console reader, which kill waits for: kill
+		// Called from the console reader, which the end waits for: stop
 		// from another goroutine.
 		i.setOutcome(OutcomeCrash, reps[0].Title)
-		go i.kill()
+		go i.m.Stop()
 	}
 }
 
-// watch enforces the no-output timeout and cancellation, and records QEMU
-// exiting on its own.
+// watch enforces the no-output timeout, KVM's first-output deadline and
+// the context.
 func (i *Instance) watch(ctx context.Context) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	kvm := i.m.Info().Accel == AccelKVM
 	for {
 		select {
-		case <-i.exited:
-			i.setOutcome(OutcomeExited, "QEMU exited")
+		case <-i.ended:
 			return
 		case <-ctx.Done():
-			i.finish(OutcomeCanceled, ctx.Err().Error())
+			i.finish(OutcomeCanceled, Cause(ctx))
 			return
 		case <-tick.C:
-			if t := i.cfg.NoOutputTimeout; t > 0 {
-				i.mu.Lock()
-				silent := time.Since(i.lastOut)
-				i.mu.Unlock()
-				if silent > t {
-					i.finish(OutcomeNoOutput, fmt.Sprintf("no console output for %v", silent.Round(time.Second)))
-					return
-				}
+			i.mu.Lock()
+			silent, lines := time.Since(i.lastOut), i.lines
+			i.mu.Unlock()
+			if kvm && lines == 0 && silent > KVMSilence {
+				i.finish(OutcomeNoOutput, fmt.Sprintf("no console output at all within %v under KVM: KVM looks broken on this host (nested virtualization?); run with --accel tcg", KVMSilence))
+				return
+			}
+			if t := i.cfg.NoOutputTimeout; t > 0 && silent > t {
+				i.finish(OutcomeNoOutput, fmt.Sprintf("no console output for %v (the no-output timeout)", silent.Round(time.Second)))
+				return
 			}
 		}
 	}
+}
+
+// Cause says why ctx ended, in words: the signal or the time limit its
+// canceler named (context.Cause), else "canceled" or "deadline exceeded".
+func Cause(ctx context.Context) string {
+	err := context.Cause(ctx)
+	switch {
+	case err == nil:
+		return ""
+	case err == context.Canceled:
+		return "canceled"
+	case err == context.DeadlineExceeded:
+		return "time limit reached"
+	}
+	return err.Error()
 }
 
 // setOutcome records the first outcome only.
@@ -456,105 +364,222 @@ func (i *Instance) setOutcome(o Outcome, reason string) {
 	}
 }
 
-// finish records the outcome and kills QEMU.
+// finish records the outcome and stops the machine.
 func (i *Instance) finish(o Outcome, reason string) {
 	i.setOutcome(o, reason)
-	i.kill()
+	i.m.Stop()
 }
 
-// kill stops QEMU: a QMP quit first, SIGKILL to its process group if it
-// lingers. It returns when QEMU has exited.
-func (i *Instance) kill() {
-	i.stopOnce.Do(func() {
-		if i.cmd == nil {
-			return
-		}
-		if mon, err := qmp.NewSocketMonitor("unix", i.qmpPath, time.Second); err == nil {
-			if mon.Connect() == nil {
-				mon.Run([]byte(`{"execute":"quit"}`))
-				mon.Disconnect()
-			}
-		}
-		select {
-		case <-i.exited:
-		case <-time.After(2 * time.Second):
-			syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
-			<-i.exited
-		}
-	})
-	if i.cmd != nil {
-		<-i.exited
-	}
-}
-
-// Status asks QEMU over QMP for the VM's run state ("running", "paused", ...).
-func (i *Instance) Status() (string, error) {
-	mon, err := qmp.NewSocketMonitor("unix", i.qmpPath, 2*time.Second)
-	if err != nil {
-		return "", fmt.Errorf("runner: qmp: %w", err)
-	}
-	if err := mon.Connect(); err != nil {
-		return "", fmt.Errorf("runner: qmp: %w", err)
-	}
-	defer mon.Disconnect()
-	raw, err := mon.Run([]byte(`{"execute":"query-status"}`))
-	if err != nil {
-		return "", fmt.Errorf("runner: qmp query-status: %w", err)
-	}
-	var r struct {
-		Return struct {
-			Status string `json:"status"`
-		} `json:"return"`
-	}
-	if err := jsonUnmarshal(raw, &r); err != nil {
-		return "", err
-	}
-	return r.Return.Status, nil
-}
-
-// Powerdown asks the guest to power off (QMP system_powerdown, the ACPI
-// power button, which the kregress agent answers by syncing and powering
-// off) and waits up to timeout for QEMU to exit; then it kills QEMU. It
-// reports whether the guest powered off by itself in time.
-func (i *Instance) Powerdown(timeout time.Duration) (clean bool) {
-	if mon, err := qmp.NewSocketMonitor("unix", i.qmpPath, time.Second); err == nil {
-		if mon.Connect() == nil {
-			mon.Run([]byte(`{"execute":"system_powerdown"}`))
-			mon.Disconnect()
-		}
-	}
+// connect waits for the agent's host key line on the console, then for
+// the backend to reach the agent, within the boot timeout.
+func (i *Instance) connect(ctx context.Context) error {
+	deadline := time.NewTimer(i.cfg.BootTimeout)
+	defer deadline.Stop()
+	var fingerprint string
 	select {
-	case <-i.exited:
-		clean = true
-	case <-time.After(timeout):
+	case fingerprint = <-i.ready:
+	case <-deadline.C:
+		i.finish(OutcomeBootTimeout, fmt.Sprintf("the guest agent was not ready within %v", i.cfg.BootTimeout))
+		return i.failure("boot")
+	case <-i.ended:
+		return i.failure("boot")
+	case <-ctx.Done():
+		i.finish(OutcomeCanceled, Cause(ctx))
+		return i.failure("boot")
 	}
-	if clean {
-		// QEMU's exit was asked for: it is a stop, not the guest's own
-		// doing (a crash seen meanwhile keeps its outcome).
-		i.mu.Lock()
-		if i.outcome == OutcomeRunning || i.outcome == OutcomeExited {
-			i.outcome, i.reason = OutcomeStopped, "the guest powered off after system_powerdown"
+	cctx, cancel := context.WithDeadline(ctx, i.started.Add(i.cfg.BootTimeout))
+	defer cancel()
+	go func() {
+		select {
+		case <-i.ended:
+			cancel()
+		case <-cctx.Done():
 		}
-		i.mu.Unlock()
-		i.kill()
-	} else {
-		i.finish(OutcomeStopped, fmt.Sprintf("killed: the guest did not power off within %v of system_powerdown", timeout))
+	}()
+	err := i.m.Connect(cctx, fingerprint)
+	switch {
+	case err == nil:
+		i.bootTime = time.Since(i.started)
+		return nil
+	case ctx.Err() != nil:
+		i.finish(OutcomeCanceled, Cause(ctx))
+	case i.hasEnded():
+	default:
+		i.finish(OutcomeBootTimeout, fmt.Sprintf("the guest agent did not answer within %v: %v", i.cfg.BootTimeout, err))
 	}
-	return clean
+	return i.failure("boot")
 }
 
-// Wait blocks until QEMU exits or ctx ends.
+func (i *Instance) hasEnded() bool {
+	select {
+	case <-i.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// VMError is returned when the VM ended instead of doing what was asked.
+type VMError struct {
+	Op      string // what was being done: "boot", "run"
+	Outcome Outcome
+	Reason  string
+	// NotStarted says the command asked for never started.
+	NotStarted bool
+	Tail       []string // last console lines
+	// Crashes are the crash reports the console showed.
+	Crashes []triage.Report
+	// Info says what the machine ran under.
+	Info Info
+}
+
+func (e *VMError) Error() string {
+	return fmt.Sprintf("runner: %s: %s: %s", e.Op, e.Outcome, e.Reason)
+}
+
+// failure waits for the VM's end (its outcome is then final) and
+// describes it.
+func (i *Instance) failure(op string) *VMError {
+	<-i.ended
+	o, r := i.Outcome()
+	return &VMError{Op: op, Outcome: o, Reason: r, Tail: i.ConsoleTail(), Crashes: i.Crashes(), Info: i.m.Info()}
+}
+
+// Result is what a guest command did.
+type Result struct {
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+	Duration time.Duration
+	// TimedOut is set when the command ran past its timeout and was killed.
+	TimedOut bool
+}
+
+// ErrTimeout is wrapped by Run's error when a command outlives its timeout.
+var ErrTimeout = errors.New("timeout")
+
+// ErrInterrupted is wrapped by Run's error when the caller's context ended
+// while the command ran; the error says why (Cause).
+var ErrInterrupted = errors.New("interrupted")
+
+// Run runs command with /bin/sh -c in the guest, with stdin (may be nil),
+// and waits for it for at most timeout (0: no limit). On timeout the
+// command is killed and the error wraps ErrTimeout; when ctx ends it wraps
+// ErrInterrupted. If the VM ends meanwhile (crash, silence, exit) the error
+// is a *VMError.
+func (i *Instance) Run(ctx context.Context, command string, stdin io.Reader, timeout time.Duration) (Result, error) {
+	var stdout, stderr strings.Builder
+	r, err := i.RunStream(ctx, command, stdin, &stdout, &stderr, timeout)
+	r.Stdout, r.Stderr = []byte(stdout.String()), []byte(stderr.String())
+	return r, err
+}
+
+// RunStream is Run with the command's output streamed to stdout and stderr.
+func (i *Instance) RunStream(ctx context.Context, command string, stdin io.Reader, stdout, stderr io.Writer, timeout time.Duration) (Result, error) {
+	res := Result{ExitCode: -1}
+	if i.hasEnded() {
+		e := i.failure("run")
+		e.NotStarted = true
+		return res, e
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timedOut <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timedOut = t.C
+	}
+	var flagExpired, flagEnded bool
+	var flag sync.Mutex
+	go func() {
+		select {
+		case <-timedOut:
+			flag.Lock()
+			flagExpired = true
+			flag.Unlock()
+		case <-i.ended:
+			flag.Lock()
+			flagEnded = true
+			flag.Unlock()
+		case <-rctx.Done():
+		}
+		cancel()
+	}()
+	start := time.Now()
+	code, err := i.m.Run(rctx, command, stdin, stdout, stderr)
+	res.Duration = time.Since(start)
+	cancel()
+	flag.Lock()
+	expired, vmEnded := flagExpired, flagEnded
+	flag.Unlock()
+	if err == nil {
+		res.ExitCode = code
+		return res, nil
+	}
+	if !vmEnded && ctx.Err() == nil && !expired {
+		// A lost connection without an exit status: the VM likely
+		// ended; give its end a moment to be seen.
+		select {
+		case <-i.ended:
+			vmEnded = true
+		case <-time.After(2 * time.Second):
+		}
+	}
+	switch {
+	case vmEnded || i.hasEnded():
+		e := i.failure("run")
+		e.NotStarted = errors.Is(err, ErrNotStarted)
+		return res, e
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("runner: %q: %w: %s", command, ErrInterrupted, Cause(ctx))
+	case expired:
+		res.TimedOut = true
+		return res, fmt.Errorf("runner: %q ran past %v: %w", command, timeout, ErrTimeout)
+	}
+	return res, fmt.Errorf("runner: %q: %w", command, err)
+}
+
+// Put copies data into a guest file with the given permission bits.
+func (i *Instance) Put(ctx context.Context, guestPath string, data io.Reader, mode uint32) error {
+	if strings.ContainsAny(guestPath, "\n\x00") {
+		return fmt.Errorf("runner: bad guest path %q", guestPath)
+	}
+	r, err := i.Run(ctx, fmt.Sprintf("%s %o %s", protocol.PutCommand, mode, guestPath), data, time.Minute)
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		return fmt.Errorf("runner: copy to guest %s: %s", guestPath, strings.TrimSpace(string(r.Stderr)))
+	}
+	return nil
+}
+
+// Get copies a guest file to w.
+func (i *Instance) Get(ctx context.Context, guestPath string, w io.Writer) error {
+	var stderr strings.Builder
+	r, err := i.RunStream(ctx, protocol.GetCommand+" "+guestPath, nil, w, &stderr, time.Minute)
+	if err != nil {
+		return err
+	}
+	if r.ExitCode != 0 {
+		return fmt.Errorf("runner: copy from guest %s: %s", guestPath, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// Wait blocks until the VM ends or ctx ends.
 func (i *Instance) Wait(ctx context.Context) error {
 	select {
-	case <-i.exited:
+	case <-i.ended:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Done is closed when QEMU has exited.
-func (i *Instance) Done() <-chan struct{} { return i.exited }
+// Done is closed when the VM has ended and its outcome is final.
+func (i *Instance) Done() <-chan struct{} { return i.ended }
 
 // Outcome says how the VM ended (OutcomeRunning while it runs) and why.
 func (i *Instance) Outcome() (Outcome, string) {
@@ -577,15 +602,8 @@ func (i *Instance) ConsoleTail() []string {
 	return append([]string(nil), i.tail...)
 }
 
-// ConsoleLines is the number of console lines so far.
-func (i *Instance) ConsoleLines() int {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.lines
-}
-
-// Close stops the VM if it runs and removes its temporary files. After
-// Close, the QEMU process is gone and its port free.
+// Close stops the VM if it runs and releases it. After Close the machine is
+// gone and console.log complete.
 func (i *Instance) Close() error {
 	i.mu.Lock()
 	if i.closed {
@@ -594,39 +612,9 @@ func (i *Instance) Close() error {
 	}
 	i.closed = true
 	i.mu.Unlock()
-	if i.sshClient != nil {
-		i.sshClient.Close()
-	}
 	i.finish(OutcomeStopped, "closed")
-	i.readerWG.Wait()
-	if i.console != nil {
-		i.console.Close()
-	}
-	if i.tmpDir != "" {
-		os.RemoveAll(i.tmpDir)
-	}
-	return nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
+	<-i.ended
+	err := i.m.Close()
+	i.console.Close()
+	return err
 }

@@ -42,6 +42,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/kregress/kregress/lustre/namespace"
@@ -101,9 +103,9 @@ const (
 	maxRepeat  = 1 << 20
 )
 
-// Workloads lists the built-in workload names a test may name; the guest
-// agent implements them.
-var Workloads = []string{"stat", "lookup", "readdir", "racer", "mount-cycle", "server-churn"}
+// Workloads lists the built-in workload names a test may name: the guest
+// agent's, as package protocol lists them.
+var Workloads = protocol.Workloads
 
 // Builtin lists the shipped suites' names.
 func Builtin() []string {
@@ -258,6 +260,10 @@ func syntaxError(file string, data []byte, dec *yaml.Decoder, err error) error {
 		case m.context != "" && (m.ctxLine != m.line || m.ctxCol != m.col):
 			msg += fmt.Sprintf(" (%s that starts at %d:%d)", m.context, m.ctxLine, m.ctxCol)
 		}
+		if ql, qc, ok := quotedFrom(data, line, col); ok {
+			// The usual cause: a quote left open lines before.
+			msg += fmt.Sprintf("; the quoted string just before it opens at %d:%d", ql, qc)
+		}
 		return &Error{File: file, Line: line, Column: col, Msg: "YAML syntax: " + msg}
 	}
 	msg := err.Error()
@@ -274,6 +280,53 @@ func syntaxError(file string, data []byte, dec *yaml.Decoder, err error) error {
 		line = 1
 	}
 	return &Error{File: file, Line: line, Msg: "YAML syntax: " + msg}
+}
+
+// quotedFrom tells where the quoted scalar that ends just before line:col
+// (1-based; spaces between them allowed) opened, when that is on an
+// earlier line: a string that ran over lines to a quote meant to open
+// another one.
+func quotedFrom(data []byte, line, col int) (qline, qcol int, ok bool) {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) || col < 1 {
+		return 0, 0, false
+	}
+	before := strings.TrimRight(lines[line-1][:min(col-1, len(lines[line-1]))], " ")
+	if before == "" {
+		return 0, 0, false
+	}
+	q := before[len(before)-1]
+	if q != '"' && q != '\'' {
+		return 0, 0, false
+	}
+	// Walk back from the closing quote to the one that opens it: for "
+	// the previous unescaped ", for ' the previous ' not doubled.
+	closeAt := 0
+	for i := 0; i < line-1; i++ {
+		closeAt += len(lines[i]) + 1
+	}
+	closeAt += len(before) - 1
+	for i := closeAt - 1; i >= 0; i-- {
+		if data[i] != q {
+			continue
+		}
+		if q == '"' {
+			bs := 0
+			for j := i - 1; j >= 0 && data[j] == '\\'; j-- {
+				bs++
+			}
+			if bs%2 == 1 {
+				continue
+			}
+		} else if i > 0 && data[i-1] == '\'' {
+			i--
+			continue
+		}
+		qline = bytes.Count(data[:i], []byte("\n")) + 1
+		qcol = i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
+		return qline, qcol, qline < line
+	}
+	return 0, 0, false
 }
 
 // atEnd tells whether line:col (1-based) is at or past the end of data's

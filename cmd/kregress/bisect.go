@@ -40,6 +40,8 @@ func bisectCmd(args []string, stdout, stderr io.Writer) int {
 	anyCrash := fs.Bool("any-crash", false, "count any crash, not only the bisected one")
 	verifyGood := fs.Bool("verify-good", true, "test the good end too (a series' base always is)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -65,14 +67,23 @@ func bisectCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad2("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad2("%v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
 	defer cancel()
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad2("%v", err)
+	}
 	res, dir, err := job.Bisect(ctx, job.BisectSpec{
-		Build: req, Good: *good, Bad: *bad, Suites: loaded, Runs: *runs, Jobs: *jobs,
+		Executor: ex,
+		Build:    req, Good: *good, Bad: *bad, Suites: loaded, Runs: *runs, Jobs: *jobs,
 		Crash: *crash, AnyCrash: *anyCrash, VerifyGood: *verifyGood, Out: vf.out,
 		Command:  "kregress bisect " + strings.Join(args, " "),
 		Run:      run,

@@ -25,13 +25,18 @@ type buildFlags struct {
 	source, base, series, baseConfig string
 	configs, modules, configureArgs  listFlag
 	jobs                             int
+	// The Lustre client tree, its base and a series for it.
+	client, clientBase, clientSeries string
 }
 
 // register adds the build flags to fs.
 func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.source, "source", "", "kernel git tree or source tarball (e.g. /usr/src/linux-source-6.1.tar.xz)")
 	fs.StringVar(&b.base, "base", "", "base ref in a git tree (default HEAD)")
-	fs.StringVar(&b.series, "series", "", "patch series: mbox, folder of .patch files, or git range A..B in the source tree")
+	fs.StringVar(&b.series, "series", "", "patch series for the KERNEL tree (--source): mbox, folder of .patch files, or git range A..B in the source tree")
+	fs.StringVar(&b.client, "client", "", "Lustre client `TREE` (lustre-release git checkout or source tarball) built against the kernel and loaded for lustre suites")
+	fs.StringVar(&b.clientBase, "client-base", "", "base `REF` in a git --client tree (default HEAD)")
+	fs.StringVar(&b.clientSeries, "client-series", "", "patch series for the CLIENT tree (--client): mbox, folder of .patch files, or git range A..B in the client tree")
 	fs.StringVar(&b.baseConfig, "base-config", "tinyconfig", "base config: a make target (tinyconfig, defconfig) or a .config file")
 	fs.Var(&b.configs, "config", "preset ("+strings.Join(kconfig.Presets(), ", ")+") or fragment file; repeatable, later wins")
 	fs.Var(&b.modules, "module", "out-of-tree module tree (Kbuild or autotools) to build against the kernel; repeatable")
@@ -91,6 +96,10 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 		hint(stderr, "build")
 		return exitInfra
 	}
+	if _, err := bf.clientSpec(); err != nil {
+		failf(stderr, "build", "%v", err)
+		return exitInfra
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	prog := progress.New(stderr, true)
@@ -108,6 +117,17 @@ func runBuild(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	printResult(stdout, res)
+	if bf.client != "" {
+		prog := progress.New(stderr, true)
+		cr, mods, err := bf.buildClient(ctx, build.KernelTree{Linux: res.Source, LinuxObj: res.Dir, Release: res.Release}, prog)
+		prog.Done()
+		if err != nil {
+			failf(stderr, "build", "%v", err)
+			return buildExit(err)
+		}
+		fmt.Fprintf(stdout, "client:    %s (configure %.0fs, make %.0fs)\n", cr.Dir, cr.ConfigureSeconds, cr.MakeSeconds)
+		fmt.Fprintf(stdout, "client modules for a mount: %s\n", strings.Join(mods, " "))
+	}
 	return exitOK
 }
 

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
 )
@@ -178,6 +180,32 @@ func TestSeriesVerdictBeforeRecordError(t *testing.T) {
 	}
 	code, stdout, stderr := runMain(t, "test", "--source", src, "--series", src, "--out", t.TempDir())
 	if code != exitInfra || !strings.Contains(stdout, "the bad one") || !strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left") {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+}
+
+// TestFullDiskVerdictFirst: on a real full filesystem (a 64 KiB tmpfs,
+// filled) the verdict is printed, then one line says result.json could
+// not be written, exit 2. The run ends early (no guest agent), so no VM
+// boots. Needs root to mount the tmpfs.
+func TestFullDiskVerdictFirst(t *testing.T) {
+	kernel := testkernel.Debian(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs root): %v", err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	fill, _ := os.Create(filepath.Join(dir, "fill"))
+	for {
+		if _, err := fill.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	fill.Close()
+	t.Setenv("KREGRESS_AGENT", filepath.Join(t.TempDir(), "no-agent"))
+	code, stdout, stderr := runMain(t, "run", "--kernel", kernel, "--out", filepath.Join(dir, "out"))
+	if code != exitInfra || !strings.Contains(stdout, "status   INFRA") || !strings.Contains(stdout, "no-agent") ||
+		!strings.Contains(stderr, "could not be recorded") || !strings.Contains(stderr, "no space left on device") {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 }

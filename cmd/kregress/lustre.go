@@ -48,6 +48,10 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 	logRPCs := fs.Bool("log-rpcs", false, "log one line per RPC to stdout (opcode, xid, status, microseconds)")
 	control := fs.String("control", "127.0.0.1:0", `control API address ("off" to disable)`)
 	connDelay := fs.Duration("connect-delay", 20*time.Millisecond, "hold back *_CONNECT replies this long (0 for none; see server.Config.ConnectDelay)")
+	evict := fs.Duration("evict-after", server.DefaultEvictAfter, "drop the exports and locks of a client whose connection has been gone this long (0: never)")
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a connection that sends nothing this long (0: never)")
+	frame := fs.Duration("frame-timeout", server.DefaultFrameTimeout, "close a connection whose message, once begun, takes longer (0: no bound)")
+	maxConns := fs.Int("max-conns", server.DefaultMaxConns, "most connections open at once")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -55,11 +59,34 @@ func runLustreServer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "lustre-server: unexpected arguments %q\n", fs.Args())
 		return exitInfra
 	}
-	cfg := server.Config{Listen: *listen, FSName: *fsname, NID: *nid, TreeFile: *tree, Generate: *gen,
-		FaultsFile: *faultsFile, OSTs: *osts, Log: stderr, ControlListen: *control, ConnectDelay: *connDelay}
-	if *connDelay == 0 {
-		cfg.ConnectDelay = -1
+	if *fsname == "" {
+		fmt.Fprintln(stderr, "lustre-server: --fsname is empty: give 1-8 letters, digits or _")
+		return exitInfra
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"connect-delay", *connDelay}, {"evict-after", *evict}, {"idle-timeout", *idle}, {"frame-timeout", *frame}} {
+		if d.v < 0 {
+			fmt.Fprintf(stderr, "lustre-server: --%s %v is negative\n", d.name, d.v)
+			return exitInfra
+		}
+	}
+	if *maxConns < 1 {
+		fmt.Fprintf(stderr, "lustre-server: --max-conns %d: want at least 1\n", *maxConns)
+		return exitInfra
+	}
+	// Zero on the command line means none, where the Config wants a
+	// negative value.
+	never := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	cfg := server.Config{Listen: *listen, FSName: *fsname, NID: *nid, TreeFile: *tree, Generate: *gen,
+		FaultsFile: *faultsFile, OSTs: *osts, Log: stderr, ControlListen: *control, ConnectDelay: never(*connDelay),
+		EvictAfter: never(*evict), IdleTimeout: never(*idle), FrameTimeout: never(*frame), MaxConns: *maxConns}
 	if *logRPCs {
 		cfg.LogRPCs = stdout
 	}

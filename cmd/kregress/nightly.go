@@ -34,6 +34,8 @@ func nightlyCmd(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 12*time.Hour, "overall time limit")
 	verbose := fs.Bool("v", false, "print progress lines even when not on a terminal")
 	jsonOut := fs.Bool("json", false, "print nightly.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -46,6 +48,9 @@ func nightlyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	j, ss, err := job.LoadNightlyJob(fs.Arg(0))
 	if err != nil {
+		return bad("%v", err)
+	}
+	if err := ef.check(); err != nil {
 		return bad("%v", err)
 	}
 	path := *dbPath
@@ -66,7 +71,12 @@ func nightlyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer db.Close()
 	prog := progress.New(stderr, *verbose)
-	res, dir, err := job.Nightly(ctx, job.NightlySpec{Job: j, Suites: ss, History: db, NoBisect: *noBisect, Progress: prog.Printf})
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
+	res, dir, err := job.Nightly(ctx, job.NightlySpec{Job: j, Suites: ss, History: db, NoBisect: *noBisect, Progress: prog.Printf, Executor: ex})
 	prog.Done()
 	if err != nil {
 		return bad("%v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
+	"github.com/kregress/kregress/results/triage/symbolize"
 	"github.com/kregress/kregress/suites"
 )
 
@@ -50,10 +51,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// withTimeout bounds ctx by the --timeout flag; when it expires, what ends
+// (a VM, a test) says so instead of "context deadline exceeded".
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("--timeout %v expired", d))
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet("run", "--kernel PATH [--suite NAME|FILE ...] [flags]", stderr)
 	kernel := fs.String("kernel", "", "kernel `bzImage` to boot (required unless --build)")
-	doBuild := fs.Bool("build", false, "build the kernel first from --source/--series/--config (see 'kregress build --help')")
+	doBuild := fs.Bool("build", false, "build first: the kernel from --source/--series/--config (see 'kregress build --help') and/or the Lustre client from --client/--client-series against it (or against --kernel's installed headers)")
 	var bf buildFlags
 	bf.register(fs)
 	var vf vmFlags
@@ -62,6 +69,8 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	jobs := fs.Int("jobs", 1, "how many VMs to run at once (one per suite)")
 	fs.Var(&extraMods, "ko", "out-of-tree `.ko` file to pack and load at boot (repeatable)")
 	jsonOut := fs.Bool("json", false, "print result.json to stdout instead of the summary")
+	var ef execFlags
+	ef.register(fs)
 	bisectCodes := fs.Bool("bisect-exit-codes", false, "exit as `git bisect run` wants: 0 good, 1 bad (a crash or failed test), 125 skip (the kernel does not build or boot, infrastructure), 128 abort (bad input)")
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
@@ -84,8 +93,20 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		hint(stderr, "run")
 		return exitInfra
 	}
-	if *kernel != "" && *doBuild {
-		return bad("give --kernel or --build, not both")
+	if *kernel != "" && *doBuild && bf.source != "" {
+		return bad("give --kernel or --build --source, not both")
+	}
+	if *doBuild && bf.source == "" && bf.client == "" {
+		return bad("--build needs --source (a kernel to build) or --client (a Lustre client to build)")
+	}
+	if bf.client != "" && !*doBuild {
+		return bad("--client is built with --build")
+	}
+	if *doBuild && bf.source == "" && *kernel == "" {
+		return bad("--build --client without --source builds the client against a distribution kernel: give it with --kernel")
+	}
+	if _, err := bf.clientSpec(); err != nil {
+		return bad("%v", err)
 	}
 	if *kernel != "" {
 		if _, err := os.Stat(*kernel); err != nil {
@@ -106,30 +127,51 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	for _, s := range loaded {
 		if s.Target == suites.TargetLustre && len(base.Lustre.Modules) == 0 && !*doBuild {
-			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR", s.Name)
+			return bad("suite %s targets lustre: give the Lustre client modules built for this kernel with --lustre-modules DIR, or build them with --build --client TREE", s.Name)
+		}
+	}
+	if bf.client != "" {
+		if vf.lustreMods != "" {
+			return bad("give --client (build the client) or --lustre-modules (built modules), not both")
+		}
+		if !job.MountsLustre(loaded) {
+			return bad("--client %s given but no suite among %s mounts Lustre (target: lustre): its modules would not be loaded", bf.client, vf.suiteNames.String())
 		}
 	}
 	var req build.Request
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		if req, err = bf.request(); err != nil {
 			return bad("%v", err)
 		}
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 
 	prog := progress.New(stderr, vf.verbose)
 	defer prog.Done()
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		return bad("%v", err)
+	}
+	buildKernel, runOne := build.Build, runJob
+	if ex != nil {
+		buildKernel, runOne = ex.Build, ex.Run
+	}
 	// built is the kernel's part of every run's spec when kregress built it.
 	var built *job.Spec
+	var builtTree build.KernelTree
+	var builtVmlinux string
 	phase = phaseBuild
-	if *doBuild {
+	if *doBuild && bf.source != "" {
 		req.Progress = prog
-		br, err := build.Build(ctx, req)
+		br, err := buildKernel(ctx, req)
 		if err != nil {
 			prog.Done()
 			failf(stderr, "run", "%v", err)
@@ -137,6 +179,36 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		built = &job.Spec{Modules: base.Modules}
 		defer built.UseBuild(br)()
+		builtTree = build.KernelTree{Linux: br.Source, LinuxObj: br.Dir, Release: br.Release}
+		builtVmlinux = br.Vmlinux
+	}
+	if bf.client != "" {
+		kt := builtTree
+		if built == nil {
+			if kt, err = distroKernel(*kernel); err != nil {
+				prog.Done()
+				failf(stderr, "run", "%v", err)
+				return exitInfra
+			}
+		}
+		cr, mods, err := bf.buildClient(ctx, kt, prog)
+		if err != nil {
+			prog.Done()
+			failf(stderr, "run", "%v", err)
+			return buildExit(err)
+		}
+		base.Lustre.Modules, base.Lustre.SourceRoot = mods, cr.Dir
+		if built != nil {
+			// The kernel's symbolizer, with the client's modules too.
+			var dirs []string
+			if built.ModulesDir != "" {
+				dirs = append(dirs, built.ModulesDir)
+			}
+			if s, err := symbolize.New(builtVmlinux, append(dirs, cr.Dir)...); err == nil {
+				defer s.Close()
+				built.Symbolizer = s
+			}
+		}
 	}
 	phase = phaseRun
 	type outcome struct {
@@ -162,7 +234,7 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
 				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
 			}
-			res, dir, err := runJob(ctx, spec)
+			res, dir, err := runOne(ctx, spec)
 			outs[idx] = outcome{res, dir, err}
 		}(idx, s)
 	}

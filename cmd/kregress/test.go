@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/kregress/kregress/build"
 	"github.com/kregress/kregress/internal/progress"
 	"github.com/kregress/kregress/job"
 	"github.com/kregress/kregress/results"
@@ -23,12 +24,15 @@ func init() {
 var testSeries = job.TestSeries
 
 func testCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("test", "--source PATH [--base REF] --series PATH [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
+	fs := newFlagSet("test", "(--source PATH [--base REF] | --kernel BZIMAGE) (--series PATH | --client TREE --client-series PATH) [--config PRESET|FILE ...] [--suite NAME|FILE ...] [--per-patch]", stderr)
 	var bf buildFlags
 	bf.register(fs)
 	var vf vmFlags
 	vf.register(fs, 3*time.Hour)
 	perPatch := fs.Bool("per-patch", false, "test every prefix of the series even when the tip passes")
+	kernel := fs.String("kernel", "", "distribution kernel `BZIMAGE` (e.g. /boot/vmlinuz-6.1.0-56-amd64, its headers installed) that every step boots instead of a kernel built from --source; needs --client-series")
+	var ef execFlags
+	ef.register(fs)
 	if code, ok := parseFlags(fs, args, stdout); !ok {
 		return code
 	}
@@ -39,31 +43,60 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
-	if bf.series == "" {
-		failf(stderr, "test", "--series is required")
+	if bf.series == "" && bf.clientSeries == "" {
+		failf(stderr, "test", "a series is required: --series (kernel tree) or --client-series (client tree)")
 		hint(stderr, "test")
 		return exitInfra
 	}
-	req, err := bf.request()
+	if bf.series != "" && bf.clientSeries != "" {
+		return bad("give one series under test: --series (kernel tree) or --client-series (client tree), not both")
+	}
+	client, err := bf.clientSpec()
 	if err != nil {
 		return bad("%v", err)
+	}
+	var req build.Request
+	switch {
+	case *kernel != "" && bf.source != "":
+		return bad("give --kernel (a distribution kernel) or --source (a kernel to build), not both")
+	case *kernel != "":
+		if _, err := os.Stat(*kernel); err != nil {
+			return bad("--kernel: %v", err)
+		}
+	default:
+		if req, err = bf.request(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if bf.clientSeries != "" {
+		req.Series = bf.clientSeries
 	}
 	run, loaded, err := vf.check()
 	if err != nil {
 		return bad("%v", err)
 	}
+	if err := ef.check(); err != nil {
+		return bad("%v", err)
+	}
 	ctx, stop := signalContext()
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, vf.timeout)
+	ctx, cancel := withTimeout(ctx, vf.timeout)
 	defer cancel()
 	prog := progress.New(stderr, vf.verbose)
 	req.Progress = prog
 	run.Progress = prog.Printf
+	ex, _, err := ef.executor(ctx, prog.Printf)
+	if err != nil {
+		prog.Done()
+		return bad("%v", err)
+	}
 	res, dir, err := testSeries(ctx, job.SeriesSpec{
-		Build: req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
+		Executor: ex,
+		Build:    req, Suites: loaded, PerPatch: *perPatch, Out: vf.out,
 		Command:  "kregress test " + strings.Join(args, " "),
 		Run:      run,
 		Progress: prog.Printf,
+		Kernel:   *kernel, Client: client, ClientSeries: bf.clientSeries != "",
 	})
 	prog.Done()
 	if res == nil {

@@ -190,7 +190,24 @@ type Lock struct {
 type Table struct {
 	mu    sync.Mutex
 	locks map[uint64]*Lock
-	next  atomic.Uint64
+	// peak is the most locks held since the map was last rebuilt: a Go
+	// map keeps its buckets when entries go, so after most of them have
+	// gone (a client cancelled or was evicted) it is copied into a
+	// fresh one, and the memory can return.
+	peak int
+	next atomic.Uint64
+}
+
+// shrinkLocked rebuilds the map once it holds under a quarter of its peak.
+func (t *Table) shrinkLocked() {
+	if t.peak < 4096 || len(t.locks) >= t.peak/4 {
+		return
+	}
+	m := make(map[uint64]*Lock, len(t.locks))
+	for k, v := range t.locks {
+		m[k] = v
+	}
+	t.locks, t.peak = m, len(m)
 }
 
 // NewTable returns an empty table whose cookies start from seed.
@@ -206,6 +223,9 @@ func (t *Table) Grant(desc LockDesc, clientCookie uint64, x *ptlrpc.Export) *Loc
 	l.Desc.GrantedMode = desc.ReqMode
 	t.mu.Lock()
 	t.locks[l.Cookie] = l
+	if len(t.locks) > t.peak {
+		t.peak = len(t.locks)
+	}
 	t.mu.Unlock()
 	return l
 }
@@ -216,6 +236,7 @@ func (t *Table) Cancel(cookie uint64) bool {
 	defer t.mu.Unlock()
 	_, ok := t.locks[cookie]
 	delete(t.locks, cookie)
+	t.shrinkLocked()
 	return ok
 }
 
@@ -243,6 +264,7 @@ func (t *Table) DropExport(x *ptlrpc.Export) int {
 			n++
 		}
 	}
+	t.shrinkLocked()
 	return n
 }
 

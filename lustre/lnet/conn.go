@@ -54,10 +54,41 @@ type Conn struct {
 	PeerIncarnation uint64
 	closed          atomic.Bool
 	pingSeq         atomic.Uint32
+	// idle and frame bound Serve's reads, keep may excuse an idle
+	// connection (SetTimeouts).
+	idle, frame time.Duration
+	keep        func() bool
+	// lastRead is when the latest message began (Unix nanoseconds).
+	lastRead atomic.Int64
 }
 
+// ErrIdle is wrapped by the error of a connection closed because its peer
+// sent nothing for the idle timeout.
+var ErrIdle = errors.New("idle connection")
+
+// SetTimeouts bounds what Serve waits for: idle, the silence between
+// messages; frame, the time from a message's first byte to its last
+// (socklnd's sock_timeout plays that part in a real server), and for
+// every write. Zero means no bound. When the idle time is up, keep (if
+// not nil) may excuse the connection for another idle period: a peer
+// that talks on its other connections (a socklnd peer has one each for
+// control, bulk in and bulk out) keeps its quiet ones. Call it before
+// Serve.
+func (c *Conn) SetTimeouts(idle, frame time.Duration, keep func() bool) {
+	c.idle, c.frame, c.keep = idle, frame, keep
+}
+
+// LastRead is when the latest message from the peer began (or the
+// handshake ended, before any).
+func (c *Conn) LastRead() time.Time { return time.Unix(0, c.lastRead.Load()) }
+
+// Closed reports whether Close was called.
+func (c *Conn) Closed() bool { return c.closed.Load() }
+
 func newConn(nc net.Conn) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
 }
 
 // RemoteAddr is the TCP address of the peer.
@@ -255,7 +286,16 @@ func (c *Conn) ReadMessage() (*Message, error) {
 
 func (c *Conn) readMessage(m *Message) error {
 	b := c.rbuf[:]
+	if c.idle > 0 || c.frame > 0 {
+		if err := c.awaitFrame(); err != nil {
+			return err
+		}
+	}
 	if _, err := io.ReadFull(c.r, b[:KsockHdrSize]); err != nil {
+		if c.frame > 0 && isTimeout(err) {
+			return fmt.Errorf("%w: ksock header from %v stalled after %d of %d bytes for %v", ErrBadFrame, c.Remote,
+				c.r.Buffered(), KsockHdrSize, c.frame)
+		}
 		return err
 	}
 	typ := le.Uint32(b)
@@ -281,6 +321,41 @@ func (c *Conn) readMessage(m *Message) error {
 		}
 	}
 	return nil
+}
+
+// awaitFrame waits for the first byte of the next message for at most the
+// idle timeout, then gives the whole message the frame timeout.
+func (c *Conn) awaitFrame() error {
+	for c.r.Buffered() == 0 {
+		if c.idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(c.idle))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		_, err := c.r.Peek(1)
+		if err == nil {
+			break
+		}
+		if !isTimeout(err) {
+			return err
+		}
+		if c.keep == nil || !c.keep() {
+			return fmt.Errorf("%w: nothing from %v for %v", ErrIdle, c.Remote, c.idle)
+		}
+	}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	if c.frame > 0 {
+		c.nc.SetReadDeadline(now.Add(c.frame))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Send queues one LNet message (the ksock header, h with PayloadLength
@@ -337,6 +412,9 @@ func (c *Conn) flushLocked(typ uint32) error {
 		buf := c.pend
 		c.pend = c.spare[:0]
 		c.wmu.Unlock()
+		if c.frame > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.frame))
+		}
 		_, err = c.nc.Write(buf)
 		c.wmu.Lock()
 		if cap(buf) <= 1<<20 {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -41,10 +42,26 @@ func (c *Client) enqueuePlain(ctx context.Context, portal uint32, handle uint64,
 	return rep.Handle, nil
 }
 
+// CancelBatch is the most lock handles one LDLM_CANCEL carries, as a real
+// client packs them (ldlm_cli_cancel_req): as many as fit, after the
+// request's other bytes, in the smaller of LDLM_MAXREQSIZE (5 KiB) and a
+// 4 KiB page less 512 bytes, plus the two handles ldlm_request holds
+// anyway. A cancel of every lock in one message would outgrow the 1 MiB
+// LNet MTU at 131,072 locks.
+var CancelBatch = (min(5*1024, 4096-512)-ptlrpc.Size(ptlrpc.BodySize, ldlm.RequestSize))/8 + 2
+
+// cancelLocks cancels locks, CancelBatch handles per LDLM_CANCEL; it stops
+// at the first failed cancel.
 func (c *Client) cancelLocks(ctx context.Context, handle uint64, cookies ...uint64) error {
-	req := ldlm.Request{Count: uint32(len(cookies)), Handles: cookies}
-	_, err := c.Call(ctx, ptlrpc.LDLMCancelRequest, ptlrpc.LDLMCancel, ldlm.DLMVersion, handle, false, req.Marshal())
-	return err
+	for len(cookies) > 0 {
+		n := min(len(cookies), CancelBatch)
+		req := ldlm.Request{Count: uint32(n), Handles: cookies[:n]}
+		if _, err := c.Call(ctx, ptlrpc.LDLMCancelRequest, ptlrpc.LDLMCancel, ldlm.DLMVersion, handle, false, req.Marshal()); err != nil {
+			return fmt.Errorf("probe: cancelling %d locks (%d more left): %w", n, len(cookies)-n, err)
+		}
+		cookies = cookies[n:]
+	}
+	return nil
 }
 
 // Statfs asks the MDT for filesystem usage.
@@ -182,11 +199,18 @@ func (c *Client) ReadDir(ctx context.Context, path string) ([]namespace.DirEntry
 	if err != nil {
 		return nil, err
 	}
-	defer c.cancelLocks(ctx, c.mdtHandle, lock)
+	ents, err := c.readPages(ctx, path, a.FID1)
+	if cerr := c.cancelLocks(ctx, c.mdtHandle, lock); err == nil {
+		err = cerr
+	}
+	return ents, err
+}
+
+func (c *Client) readPages(ctx context.Context, path string, dir namespace.FID) ([]namespace.DirEntry, error) {
 	var out []namespace.DirEntry
 	hash := uint64(0)
 	for i := 0; i < 1<<20; i++ {
-		req := mdt.Body{FID1: a.FID1, Size: hash, Nlink: 4096, Mode: 0x3, Valid: mdt.MDFlSize}
+		req := mdt.Body{FID1: dir, Size: hash, Nlink: 4096, Mode: 0x3, Valid: mdt.MDFlSize}
 		r, err := c.Call(ctx, ptlrpc.MDSReadpagePortal, ptlrpc.MDSReadpage, 0x00020000, c.mdtHandle, true, req.Marshal(), nil)
 		if err != nil {
 			return nil, err
@@ -212,7 +236,9 @@ func (c *Client) ReadDir(ctx context.Context, path string) ([]namespace.DirEntry
 	return nil, fmt.Errorf("probe: readdir %q never ended", path)
 }
 
-// Unmount cancels our locks and disconnects from every target.
+// Unmount cancels our locks, in batches as a real client does, and
+// disconnects from every target. It goes through every step and returns
+// what failed, including a cancel that failed after a blocking AST.
 func (c *Client) Unmount(ctx context.Context) error {
 	c.mu.Lock()
 	var cookies []uint64
@@ -220,22 +246,21 @@ func (c *Client) Unmount(ctx context.Context) error {
 		cookies = append(cookies, v)
 		delete(c.lockCookies, k)
 	}
+	errs := c.astErrs
+	c.astErrs = nil
 	c.mu.Unlock()
 	if len(cookies) > 0 {
-		if err := c.cancelLocks(ctx, c.mdtHandle, cookies...); err != nil {
-			return err
-		}
+		errs = append(errs, c.cancelLocks(ctx, c.mdtHandle, cookies...))
 	}
-	if _, err := c.Call(ctx, ptlrpc.MDSRequestPortal, ptlrpc.MDSDisconnect, 0x00020000, c.mdtHandle, false); err != nil {
-		return err
-	}
+	_, err := c.Call(ctx, ptlrpc.MDSRequestPortal, ptlrpc.MDSDisconnect, 0x00020000, c.mdtHandle, false)
+	errs = append(errs, err)
 	for _, h := range c.ostHandles {
-		if _, err := c.Call(ctx, ptlrpc.OSTRequestPortal, ptlrpc.OSTDisconnect, 0x00030000, h, false); err != nil {
-			return err
-		}
+		_, err := c.Call(ctx, ptlrpc.OSTRequestPortal, ptlrpc.OSTDisconnect, 0x00030000, h, false)
+		errs = append(errs, err)
 	}
-	_, err := c.Call(ctx, ptlrpc.MGSRequestPortal, ptlrpc.MGSDisconnect, 0x00060000, c.mgsHandle, false)
-	return err
+	_, err = c.Call(ctx, ptlrpc.MGSRequestPortal, ptlrpc.MGSDisconnect, 0x00060000, c.mgsHandle, false)
+	errs = append(errs, err)
+	return errors.Join(errs...)
 }
 
 // Ping sends OBD_PING to the MDT.

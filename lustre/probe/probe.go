@@ -93,6 +93,8 @@ type Client struct {
 	// ASTs counts blocking ASTs received; each is answered and its lock
 	// cancelled.
 	ASTs atomic.Uint64
+	// astErrs are cancels after ASTs that failed, reported by Unmount.
+	astErrs []error
 }
 
 var le = binary.LittleEndian
@@ -239,7 +241,11 @@ func (c *Client) handleAST(m *lnet.Message) {
 	if srv != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 		defer cancel()
-		c.cancelLocks(ctx, c.mdtHandle, srv)
+		if err := c.cancelLocks(ctx, c.mdtHandle, srv); err != nil {
+			c.mu.Lock()
+			c.astErrs = append(c.astErrs, fmt.Errorf("after a blocking AST: %w", err))
+			c.mu.Unlock()
+		}
 	}
 }
 

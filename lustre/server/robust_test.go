@@ -153,7 +153,7 @@ func FuzzRequest(f *testing.F) {
 	for _, tm := range templates() {
 		f.Add(uint8(0), uint8(1), tm)
 	}
-	s, _ := start(f, Config{Generate: "dirs=3,files=10", OSTs: 1, Log: io.Discard})
+	s, _ := start(f, Config{Generate: "dirs=3,files=10", OSTs: 1, Log: io.Discard, EvictAfter: -1})
 	cookies := []uint64{
 		s.exports.Add(&ptlrpc.Export{Target: "MGS"}).Cookie,
 		s.exports.Add(&ptlrpc.Export{Target: s.mdt.TargetUUID()}).Cookie,

@@ -27,6 +27,17 @@
 // built, through its format (ptlrpc.FormatOf). The server sends
 // LDLM_BL_CALLBACK (104) to portal 15 for revoke, rename and unlink.
 //
+// # Dead clients and stalled connections
+//
+// A client's exports remember the connection it last used. When that
+// connection has been closed for Config.EvictAfter (150s, a real server's
+// ping-evictor timeout), the exports and every lock they hold are
+// dropped, and once many locks have gone the memory is handed back to the
+// system. A connection whose peer says nothing (on any of its
+// connections) for Config.IdleTimeout, or that stops in the middle of a
+// message for Config.FrameTimeout, is closed; at most Config.MaxConns
+// are open at once.
+//
 // LNet itself (package lnet) answers pings (GET, portal 0), ACKs PUTs that
 // ask for one, ZC-ACKs and ignores NOOP keepalives.
 //
@@ -34,7 +45,7 @@
 //
 // HTTP on ControlAddr (loopback only); every call answers JSON:
 //
-//	GET  /stats                      RPC counts per opcode, connections, bad frames, locks
+//	GET  /stats                      RPC counts per opcode, connections (open, refused, closed idle), bad frames, locks, exports, evictions
 //	GET  /exports                    connected clients per target
 //	POST /revoke?path=P              blocking ASTs for every lock on P and its parent directory
 //	POST /rename?from=P&to=Q         rename behind the client's back, then revoke the locks involved
@@ -59,6 +70,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +121,34 @@ type Config struct {
 	// of <fsname>-MDT0000_UUID failed: -22". Real servers are never that
 	// fast.
 	ConnectDelay time.Duration
+	// EvictAfter is how long the exports (and so the locks) of a client
+	// whose connection is gone are kept for it to reconnect before they
+	// are dropped, as a real server's ping evictor does with a client it
+	// no longer hears from; default 150s (PING_EVICT_TIMEOUT with the
+	// default obd_timeout), negative for never.
+	EvictAfter time.Duration
+	// IdleTimeout closes a connection on which nothing came for this
+	// long, unless its peer (same NID, pid and incarnation) sent
+	// something on another connection meanwhile, as a real client does
+	// on its control connection while its bulk ones rest; default 10
+	// minutes (a real client pings every 25s), negative for none.
+	IdleTimeout time.Duration
+	// FrameTimeout closes a connection when a message, once begun, is not
+	// complete within this time, or a write to it blocks as long;
+	// default 50s (socklnd's sock_timeout), negative for none.
+	FrameTimeout time.Duration
+	// MaxConns caps open connections (handshakes included); more are
+	// closed at once. Default 1024.
+	MaxConns int
 }
+
+// Defaults of the Config fields that have one.
+const (
+	DefaultEvictAfter   = 150 * time.Second
+	DefaultIdleTimeout  = 10 * time.Minute
+	DefaultFrameTimeout = 50 * time.Second
+	DefaultMaxConns     = 1024
+)
 
 // Server is a running simulated Lustre server.
 type Server struct {
@@ -135,15 +174,18 @@ type Server struct {
 
 	logMu  sync.Mutex
 	connMu sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*lnet.Conn // nil until the handshake is done
 
-	astXID    atomic.Uint64
-	rpcs      [1200]atomic.Uint64 // per opcode
-	rpcOther  atomic.Uint64
-	badFrames atomic.Uint64
-	badRPCs   atomic.Uint64
-	accepted  atomic.Uint64
-	closeOnce sync.Once
+	astXID     atomic.Uint64
+	rpcs       [1200]atomic.Uint64 // per opcode
+	rpcOther   atomic.Uint64
+	badFrames  atomic.Uint64
+	badRPCs    atomic.Uint64
+	accepted   atomic.Uint64
+	refused    atomic.Uint64
+	idleClosed atomic.Uint64
+	evicted    atomic.Uint64
+	closeOnce  sync.Once
 }
 
 // Start builds the namespace, listens and serves until ctx ends or Close.
@@ -166,7 +208,22 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ConnectDelay == 0 {
 		cfg.ConnectDelay = 20 * time.Millisecond
 	}
-	s := &Server{cfg: cfg, conns: map[net.Conn]struct{}{}, incarnation: uint64(time.Now().UnixNano())}
+	if cfg.EvictAfter == 0 {
+		cfg.EvictAfter = DefaultEvictAfter
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.FrameTimeout == 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConns < 0 {
+		return nil, fmt.Errorf("server: %d connections at most: want a positive cap", cfg.MaxConns)
+	}
+	s := &Server{cfg: cfg, conns: map[net.Conn]*lnet.Conn{}, incarnation: uint64(time.Now().UnixNano())}
 	if cfg.NID != "" {
 		n, err := lnet.ParseNID(cfg.NID)
 		if err != nil {
@@ -241,6 +298,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
 	go s.acceptLoop()
+	s.wg.Add(1)
+	go s.housekeep()
 	if s.ctl != nil {
 		s.httpSrv = &http.Server{Handler: s.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 		s.wg.Add(1)
@@ -331,7 +390,16 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	s.conns[nc] = struct{}{}
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.connMu.Unlock()
+		if n := s.refused.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th... refusal
+			s.logf("refusing connection from %v: %d connections open, the most allowed (%d refused so far)",
+				nc.RemoteAddr(), s.cfg.MaxConns, n)
+		}
+		nc.Close()
+		return
+	}
+	s.conns[nc] = nil
 	s.connMu.Unlock()
 	defer func() {
 		nc.Close()
@@ -346,16 +414,51 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		return
 	}
+	defer c.Close() // marks it closed for the exports that name it
+	s.connMu.Lock()
+	s.conns[nc] = c
+	s.connMu.Unlock()
+	c.SetTimeouts(positive(s.cfg.IdleTimeout), positive(s.cfg.FrameTimeout), func() bool { return s.peerTalks(c) })
 	err = c.Serve(s.ctx, s.handleMessage)
 	if s.ctx.Err() != nil {
 		return
 	}
-	if errors.Is(err, lnet.ErrBadFrame) {
+	if errors.Is(err, lnet.ErrIdle) {
+		s.idleClosed.Add(1)
+		s.logf("closing connection from %v (%v): %v", c.Remote, c.RemoteAddr(), err)
+	} else if errors.Is(err, lnet.ErrBadFrame) {
 		s.badFrames.Add(1)
 		s.logf("closing connection from %v (%v): %v", c.Remote, c.RemoteAddr(), err)
 	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.logf("connection from %v (%v) ended: %v", c.Remote, c.RemoteAddr(), err)
 	}
+}
+
+// peerTalks reports whether the peer of c has sent a message on another
+// of its connections within the idle timeout: then c, quiet as it is,
+// stays open.
+func (s *Server) peerTalks(c *lnet.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, o := range s.conns {
+		if o != nil && o != c && o.Remote == c.Remote && o.RemotePID == c.RemotePID &&
+			o.PeerIncarnation == c.PeerIncarnation && time.Since(o.LastRead()) < s.cfg.IdleTimeout {
+			return true
+		}
+	}
+	return false
+}
+
+// peerConnected reports whether the peer of c has a connection open.
+func (s *Server) peerConnected(c *lnet.Conn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, o := range s.conns {
+		if o != nil && !o.Closed() && o.Remote == c.Remote && o.RemotePID == c.RemotePID && o.PeerIncarnation == c.PeerIncarnation {
+			return true
+		}
+	}
+	return false
 }
 
 // handleMessage gets every LNet message lnet does not answer itself.
@@ -626,6 +729,9 @@ type Stats struct {
 	Open        int               `json:"open_connections"`
 	BadFrames   uint64            `json:"bad_frames"`
 	BadRPCs     uint64            `json:"bad_rpcs"`
+	Refused     uint64            `json:"refused_connections"`
+	IdleClosed  uint64            `json:"idle_closed"`
+	Evicted     uint64            `json:"evicted_exports"`
 	Locks       int               `json:"locks"`
 	Exports     int               `json:"exports"`
 	Inodes      int               `json:"inodes"`
@@ -634,7 +740,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	st := Stats{RPCs: map[string]uint64{}, Connections: s.accepted.Load(), BadFrames: s.badFrames.Load(),
-		BadRPCs: s.badRPCs.Load(), Locks: s.locks.Len(), Exports: len(s.exports.All()), Inodes: s.tree.Count()}
+		BadRPCs: s.badRPCs.Load(), Refused: s.refused.Load(), IdleClosed: s.idleClosed.Load(), Evicted: s.evicted.Load(), Locks: s.locks.Len(), Exports: len(s.exports.All()), Inodes: s.tree.Count()}
 	for i := range s.rpcs {
 		if v := s.rpcs[i].Load(); v > 0 {
 			st.RPCs[ptlrpc.OpName(uint32(i))] = v
@@ -647,4 +753,89 @@ func (s *Server) Stats() Stats {
 	st.Open = len(s.conns)
 	s.connMu.Unlock()
 	return st
+}
+
+func positive(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// housekeep runs every few seconds (a quarter of EvictAfter when that is
+// shorter): it evicts the clients whose connection has been gone for
+// EvictAfter (evictOrphans), and when the lock table has shrunk by
+// freeAfter locks since the last time (cancels at a client's unmount, or
+// an eviction), it hands the memory back to the system at once instead of
+// leaving it to the runtime's background scavenger, which takes minutes.
+func (s *Server) housekeep() {
+	defer s.wg.Done()
+	tick := 5 * time.Second
+	if q := s.cfg.EvictAfter / 4; q > 0 && q < tick {
+		tick = q
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	orphans := map[*ptlrpc.Export]time.Time{}
+	high := 0
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			if s.cfg.EvictAfter > 0 {
+				s.evictOrphans(orphans, now)
+			}
+			n := s.locks.Len()
+			high = max(high, n)
+			if high-n >= freeAfter {
+				debug.FreeOSMemory()
+				high = n
+			}
+		}
+	}
+}
+
+// freeAfter is how many locks must have gone before housekeep returns
+// memory to the system.
+const freeAfter = 10000
+
+// evictOrphans drops the exports, and with them the locks, of clients
+// whose connections have all been gone for EvictAfter: an export
+// remembers the connection its client last used; while that one or
+// another connection of the same peer (NID, pid and incarnation) is open,
+// the client is there, and a reconnecting client's next request (a real
+// client pings every 25s) names a live connection again. A real
+// MDT's ping evictor also evicts a silent client whose socket is still
+// open; this one does not, since the probe never pings.
+func (s *Server) evictOrphans(orphans map[*ptlrpc.Export]time.Time, now time.Time) {
+	live := map[*ptlrpc.Export]bool{}
+	for _, x := range s.exports.All() {
+		live[x] = true
+		if c := x.Conn(); c != nil && (!c.Closed() || s.peerConnected(c)) {
+			delete(orphans, x)
+			continue
+		}
+		since, ok := orphans[x]
+		if !ok {
+			orphans[x] = now
+			continue
+		}
+		if now.Sub(since) < s.cfg.EvictAfter {
+			continue
+		}
+		delete(orphans, x)
+		if !s.exports.Remove(x.Cookie) {
+			continue
+		}
+		n := s.locks.DropExport(x)
+		s.evicted.Add(1)
+		s.logf("evicting client %s (%v) from %s: no connection for %v; %d locks dropped", x.ClientUUID, x.ClientNID,
+			x.Target, now.Sub(since).Round(time.Millisecond), n)
+	}
+	for x := range orphans {
+		if !live[x] {
+			delete(orphans, x)
+		}
+	}
 }

@@ -97,7 +97,8 @@ pre { background: #f6f8fa; padding: 8px 10px; overflow-x: auto; margin: 6px 0; }
 .stack td.inl { color: #57606a; }
 .chain { font-family: ui-monospace, monospace; font-size: 13px; background: #fff1f0; border-left: 3px solid #cf222e; padding: 6px 10px; margin: 6px 0; }
 .console { background: #0d1117; color: #c9d1d9; padding: 6px 0; overflow-x: auto; font-family: ui-monospace, monospace; font-size: 12px; line-height: 1.35; }
-.console div { white-space: pre; padding: 0 10px; }
+.console .lines { display: inline-block; min-width: 100%; }
+.console .lines div { white-space: pre; padding: 0 10px; }
 .console .n { display: inline-block; width: 4.5em; color: #6e7681; text-align: right; margin-right: 10px; user-select: none; }
 .console .r { background: #3d1d20; }
 .muted { color: #57606a; }
@@ -160,9 +161,9 @@ a { color: #0969da; }
 {{- end}}
 </table>
 <h3>Console</h3>
-<div class="console">
+<div class="console"><div class="lines">
 {{- range $c.Console}}<div{{if .Report}} class="r"{{end}}><span class="n">{{.N}}</span>{{.Text}}</div>{{end}}
-</div>
+</div></div>
 {{- end}}{{end}}
 <p class="muted">Made by kregress report from {{.M.Dir}}.</p>
 </body>

@@ -90,7 +90,7 @@ type stackSpec struct {
 	// lack the interrupt frame that the steps look for still get a title.
 	moduleFirst bool
 
-	skipRe *regexp.Regexp // global skip list plus skip, compiled once
+	skipper *skipSet // the global skip list plus skip
 }
 
 // stepNeedles lists, for step expressions used on every line, substrings
@@ -839,8 +839,7 @@ func init() {
 			if f.stack == nil {
 				continue
 			}
-			skip := append(append([]string(nil), skippedFrames...), f.stack.skip...)
-			f.stack.skipRe = regexp.MustCompile(strings.Join(skip, "|"))
+			f.stack.skipper = newSkipSet(f.stack.skip)
 		}
 	}
 }

@@ -695,8 +695,8 @@ func (p *pending) build() Report {
 	return rep
 }
 
-// globalSkip is skippedFrames as one expression.
-var globalSkip = regexp.MustCompile(strings.Join(skippedFrames, "|"))
+// globalSkip skips the frames of skippedFrames.
+var globalSkip = newSkipSet(nil)
 
 // firstTrace returns the frames of the first call trace in text, without
 // the frames that are never guilty.

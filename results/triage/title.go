@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // keyFrame is a guilty frame as used in a title (syscall prefixes
@@ -202,11 +200,11 @@ func moduleFrames(s *stackSpec, text []byte) []string {
 		if !ok {
 			continue
 		}
-		name := demangle(f.Func)
-		if s.skipRe != nil && skipCache.skipped(s.skipRe, name) {
+		if len(out) == 0 && f.Module == "" {
 			continue
 		}
-		if len(out) == 0 && f.Module == "" {
+		name := demangle(f.Func)
+		if s.skipper.skipped(name) {
 			continue
 		}
 		out = append(out, name)
@@ -271,12 +269,12 @@ step:
 				}
 				if i != len(steps)-1 && stepMayMatch(steps[i+1], ln) {
 					if m := steps[i+1].FindSubmatch(ln); m != nil {
-						raw = appendFrames(raw, m, s.skipRe)
+						raw = appendFrames(raw, m, s.skipper)
 						i++
 						continue step
 					}
 				}
-				raw = appendFrames(raw, frameMatch(ln), s.skipRe)
+				raw = appendFrames(raw, frameMatch(ln), s.skipper)
 			}
 			continue
 		}
@@ -291,7 +289,7 @@ step:
 				continue
 			}
 			if m := cur.FindSubmatch(ln); m != nil {
-				raw = appendFrames(raw, m, s.skipRe)
+				raw = appendFrames(raw, m, s.skipper)
 				break
 			}
 		}
@@ -374,7 +372,7 @@ func isIdent(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
-func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
+func appendFrames(frames []string, m [][]byte, skip *skipSet) []string {
 	if len(m) < 2 {
 		return frames
 	}
@@ -383,42 +381,11 @@ func appendFrames(frames []string, m [][]byte, skip *regexp.Regexp) []string {
 			continue
 		}
 		name := demangle(string(f))
-		if skip == nil || !skipCache.skipped(skip, name) {
+		if skip == nil || !skip.skipped(name) {
 			frames = append(frames, name)
 		}
 	}
 	return frames
-}
-
-// skipCache remembers which function names a skip expression matched:
-// names repeat across reports and the expressions are long alternations.
-// It is cleared when it grows past maxSkipCache entries.
-var skipCache frameSkipCache
-
-type skipKey struct {
-	re   *regexp.Regexp
-	name string
-}
-
-type frameSkipCache struct {
-	m sync.Map // skipKey -> bool
-	n atomic.Int64
-}
-
-const maxSkipCache = 1 << 16
-
-func (c *frameSkipCache) skipped(re *regexp.Regexp, name string) bool {
-	k := skipKey{re, name}
-	if v, ok := c.m.Load(k); ok {
-		return v.(bool)
-	}
-	v := re.MatchString(name)
-	if c.n.Add(1) > maxSkipCache {
-		c.m.Clear()
-		c.n.Store(0)
-	}
-	c.m.Store(k, v)
-	return v
 }
 
 // demangle turns a Rust v0 symbol (see demangleRust) or a simple Itanium C++ symbol ("_Z8fakeNameiii",

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -597,4 +598,52 @@ func TestStreamIdleClosesStall(t *testing.T) {
 	if more := s.Idle(); len(more) != 0 {
 		t.Errorf("a second Idle returned %q", titles(more))
 	}
+}
+
+// TestSkipMatcherMatchesRegexp: the skip sets decide as the regular
+// expression joining their patterns with "|" does, for every function name
+// of the corpus and testdata logs and for names made to hit the edges.
+func TestSkipMatcherMatchesRegexp(t *testing.T) {
+	names := map[string]bool{"": true, "down": true, "xdown": true, "downx": true, "copyin": true,
+		"_trap": true, "do_trap_x": true, "crc32": true, "crc": true, "kvfree": true, "kfree": true,
+		"vmalloc": true, "kzalloc_node": true, "read_once_x_nocheck": true, "atomic64_try_cmpxchg": true}
+	var logs [][]byte
+	files, _ := filepath.Glob("testdata/kernel/*.log")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, data)
+	}
+	for _, c := range corpusCasesOptional(t) {
+		logs = append(logs, c.log)
+	}
+	for _, data := range logs {
+		for _, ln := range bytes.Split(data, []byte("\n")) {
+			if f, ok := parseFrame(ln); ok {
+				names[f.Func] = true
+			}
+		}
+	}
+	check := func(what string, patterns []string, m *skipMatcher) {
+		re := regexp.MustCompile(strings.Join(patterns, "|"))
+		for n := range names {
+			if got, want := m.match(n), re.MatchString(n); got != want {
+				t.Errorf("%s: %q skipped %v, the expression says %v", what, n, got, want)
+			}
+		}
+	}
+	check("global", skippedFrames, globalSkip.global)
+	seen := map[string]bool{} // specs with the same own patterns decide alike
+	for _, r := range rules {
+		for _, f := range r.formats {
+			if f.stack == nil || len(f.stack.skip) == 0 || seen[strings.Join(f.stack.skip, "|")] {
+				continue
+			}
+			seen[strings.Join(f.stack.skip, "|")] = true
+			check(r.kind+" "+f.tmpl, f.stack.skip, f.stack.skipper.own)
+		}
+	}
+	t.Logf("%d names checked", len(names))
 }

@@ -29,6 +29,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 )
 
 // Kernel is what Prepare found.
@@ -264,7 +266,7 @@ func decompress(ctx context.Context, p []byte, format string) ([]byte, error) {
 		if _, err := exec.LookPath(tool[0]); err != nil {
 			return nil, unsupportedError(fmt.Sprintf("the payload is %s-compressed and the %s command is not installed", format, tool[0]))
 		}
-		cmd := exec.CommandContext(ctx, tool[0], tool[1:]...)
+		cmd := proc.Command(ctx, tool[0], tool[1:]...)
 		cmd.Stdin = bytes.NewReader(p)
 		cmd.Stdout = &limitWriter{w: &buf, n: maxVmlinux + 1}
 		var stderr bytes.Buffer
