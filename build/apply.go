@@ -110,7 +110,7 @@ func applyOne(ctx context.Context, dir, file string, p Patch, index bool) (Patch
 		return Applied, nil
 	}
 	if ctx.Err() != nil {
-		return "", fmt.Errorf("build: applying %s: %w", p.Label(), ctx.Err())
+		return "", fmt.Errorf("build: applying %s: %w", p.Label(), ended(ctx))
 	}
 	if _, err := run(ctx, dir, nil, append(apply, "--check", "--reverse", file)...); err == nil {
 		return AlreadyApplied, nil

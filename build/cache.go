@@ -43,11 +43,27 @@ func lock(ctx context.Context, path string, st *status) (*lockFile, error) {
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("build: waiting for lock %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("build: waiting for lock %s: %w", path, ended(ctx))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
+
+// ended is ctx's error, reading as its cause when the canceler gave one
+// ("SIGTERM received", "--timeout 3h0m0s expired") instead of "context
+// canceled"; errors.Is still finds context.Canceled or DeadlineExceeded.
+func ended(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if err == nil || cause == nil || cause == err {
+		return err
+	}
+	return &endedError{err: err, cause: cause}
+}
+
+type endedError struct{ err, cause error }
+
+func (e *endedError) Error() string   { return e.cause.Error() }
+func (e *endedError) Unwrap() []error { return []error{e.err, e.cause} }
 
 // held returns ctx under which every child process (package proc) keeps
 // the lock open too, so that it is released only when the last process of

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/kregress/kregress/internal/proc"
 
 	"github.com/kregress/kregress/internal/cache"
 )
@@ -527,7 +527,7 @@ func configureClient(ctx context.Context, dir string, req ClientRequest, buildSy
 	st.phase("client", fmt.Sprintf("configure against %s (%s)", req.Kernel.Release, req.Kernel.LinuxObj))
 	if err := runLogged(ctx, dir, env, log, args...); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("build: configuring client tree %s: %w", req.Tree, ctx.Err())
+			return fmt.Errorf("build: configuring client tree %s: %w", req.Tree, ended(ctx))
 		}
 		cl := filepath.Join(dir, "config.log")
 		data, _ := os.ReadFile(cl)
@@ -540,15 +540,12 @@ func configureClient(ctx context.Context, dir string, req ClientRequest, buildSy
 	return nil
 }
 
-// runLogged runs a command in dir with its output in log, killing its
-// whole process group when ctx ends.
+// runLogged runs a command in dir with its output in log; it and all it
+// started die when ctx ends or kregress dies (package proc).
 func runLogged(ctx context.Context, dir string, env []string, log io.Writer, args ...string) error {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := proc.Command(ctx, args[0], args[1:]...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 	}

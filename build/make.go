@@ -145,7 +145,7 @@ func runMake(ctx context.Context, dir string, env []string, args []string, srctr
 	<-done
 	if err != nil {
 		if ctx.Err() != nil {
-			return r, fmt.Errorf("build: make %s: %w", strings.Join(args, " "), ctx.Err())
+			return r, fmt.Errorf("build: make %s: %w", strings.Join(args, " "), ended(ctx))
 		}
 		var errs []Diagnostic
 		for _, d := range r.diags {

@@ -144,7 +144,7 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	common, err := run(ctx, repo, nil, "git", "rev-parse", "--path-format=absolute", "--git-common-dir")
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+			return nil, fmt.Errorf("build: source %s: %w", repo, ended(ctx))
 		}
 		return nil, badInput("build: source %s is neither a tarball nor a git tree: %w", repo, err)
 	}
@@ -158,7 +158,7 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	commit, err := run(ctx, repo, nil, "git", "rev-parse", "--verify", "--quiet", base+"^{commit}")
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+			return nil, fmt.Errorf("build: source %s: %w", repo, ended(ctx))
 		}
 		return nil, badInput("build: base %q is not a commit in %s", base, repo)
 	}
@@ -168,7 +168,7 @@ func prepareGit(ctx context.Context, root string, req *Request, st *status) (*so
 	mk, err := run(ctx, repo, nil, "git", "cat-file", "blob", commit+":Makefile")
 	if err != nil || !isKernelMakefile([]byte(mk)) {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build: source %s: %w", repo, ctx.Err())
+			return nil, fmt.Errorf("build: source %s: %w", repo, ended(ctx))
 		}
 		return nil, badInput("build: source %s is not a kernel tree: %s has no top Makefile setting VERSION and PATCHLEVEL", repo, base)
 	}

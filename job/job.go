@@ -136,6 +136,14 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 		Tests:      []results.Test{},
 		Crashes:    []results.Crash{},
 	}
+	// A run whose kregress is killed (SIGKILL, the machine stopping)
+	// keeps this record: the run directory always has a result.json that
+	// says what became of it.
+	res.Reason = fmt.Sprintf("the run did not finish: kregress (pid %d) ended before it could record the result", os.Getpid())
+	if err := dir.WriteResult(res); err != nil {
+		return nil, dir.Path, err
+	}
+	res.Reason = ""
 	start := time.Now()
 	r := &run{spec: spec, dir: dir, res: res}
 	err = r.do(ctx)

@@ -229,3 +229,49 @@ func TestFirstPatchOtherTree(t *testing.T) {
 		t.Errorf("patch 2 not applying is a verdict, not bad input: %v", err)
 	}
 }
+
+// A client tree that does not configure against the kernel: the base is
+// INFRA and says why, in configure's own words from config.log.
+func TestClientConfigureFailsOnBase(t *testing.T) {
+	kernel, _ := testlustre.DebianKernel(t)
+	t.Setenv("KREGRESS_CACHE", t.TempDir()) // the fake tree's copy is not kept
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "fakeclient")
+	os.MkdirAll(tree, 0o755)
+	// autogen.sh writes a configure that fails the way lustre-release's
+	// does without CONFIG_FHANDLE: AC_MSG_ERROR's text in config.log.
+	os.WriteFile(filepath.Join(tree, "autogen.sh"), []byte(`cat > configure <<'X'
+#!/bin/sh
+printf 'checking whether fhandle is supported... no\nconfigure:4242: error: \n\nLustre fid handling requires that CONFIG_FHANDLE is enabled in your kernel.\n\n## ---- ##\n' > config.log
+echo "configure: error: see config.log" >&2
+exit 1
+X
+chmod +x configure
+`), 0o755)
+	os.WriteFile(filepath.Join(tree, "Makefile"), []byte("modules:\n\ttrue\n"), 0o644)
+	tarball := filepath.Join(dir, "fakeclient.tar.xz")
+	if out, err := exec.Command("tar", "-C", dir, "-cJf", tarball, "fakeclient").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	patch := testlustre.InsertPatch(t, "Makefile", "modules:\n\ttrue\n", "modules:", "\t: patched\n", "[PATCH] touch the Makefile")
+	series := filepath.Join(dir, "s.mbox")
+	os.WriteFile(series, []byte(patch), 0o644)
+	s, err := suites.Load("lustre-sanity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := TestSeries(context.Background(), SeriesSpec{
+		Build: build.Request{Series: series}, Kernel: kernel, Client: &ClientSpec{Tree: tarball}, ClientSeries: true,
+		Suites: []*suites.Suite{s}, Out: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != results.StatusInfra || res.Base == nil || res.Base.Verdict != results.VerdictNoBuild {
+		t.Fatalf("status %s, base %+v: want infra with a no-build base", res.Status, res.Base)
+	}
+	t.Logf("reason: %s", res.Reason)
+	if !strings.Contains(res.Reason, "does not configure against kernel") || !strings.Contains(res.Reason, "Lustre fid handling requires that CONFIG_FHANDLE is enabled") {
+		t.Errorf("reason %q does not quote configure's error", res.Reason)
+	}
+}

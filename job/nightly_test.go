@@ -160,4 +160,3 @@ func TestLoadNightlyJobRejects(t *testing.T) {
 		}
 	}
 }
-

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kregress/kregress/internal/proc"
+	"github.com/kregress/kregress/internal/proc/proctest"
 	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/runner"
@@ -183,4 +184,49 @@ func TestInterruptMidTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVMEnd(t, res, "terminated signal received")
+}
+
+// TestHelperKilledRun is not a test: TestSIGKILLLeavesARecord runs it as
+// the kregress that is killed mid-test.
+func TestHelperKilledRun(t *testing.T) {
+	out := os.Getenv("KREGRESS_JOB_TEST_OUT")
+	if out == "" {
+		t.Skip("helper process for TestSIGKILLLeavesARecord")
+	}
+	m := fake.New()
+	m.RunFunc = func(ctx context.Context, cmd string, _, _ io.Writer) (int, error) {
+		if strings.Contains(cmd, "sleep 600") {
+			fmt.Println("testing")
+			<-ctx.Done()
+			return -1, ctx.Err()
+		}
+		return 0, nil
+	}
+	Run(context.Background(), Spec{Kernel: os.Getenv("KREGRESS_JOB_TEST_KERNEL"), Suite: threeTests(t), Out: out,
+		CacheDir: os.Getenv("KREGRESS_JOB_TEST_CACHE"), Accel: runner.AccelTCG, Backend: fake.Backend{Machine: m}})
+	fmt.Println("finished")
+}
+
+// TestSIGKILLLeavesARecord: a kregress SIGKILLed mid-test leaves a
+// result.json that says the run did not finish.
+func TestSIGKILLLeavesARecord(t *testing.T) {
+	kernel := testkernel.Debian(t)
+	out := t.TempDir()
+	parent := proctest.Start(t, "TestHelperKilledRun", "KREGRESS_JOB_TEST_OUT="+out,
+		"KREGRESS_JOB_TEST_KERNEL="+kernel, "KREGRESS_JOB_TEST_CACHE="+filepath.Join(t.TempDir(), "cache"))
+	if parent.First != "testing" {
+		t.Fatalf("helper: %q", parent.First)
+	}
+	parent.KillAndCheck(t, 5*time.Second)
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("run directories %q, want one", dirs)
+	}
+	r, err := results.ReadResult(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != results.StatusInfra || !strings.Contains(r.Reason, "the run did not finish") {
+		t.Errorf("result.json of a killed run: %s (%s)", r.Status, r.Reason)
+	}
 }

@@ -249,6 +249,14 @@ func (i *Instance) BootTime() time.Duration { return i.bootTime }
 func (i *Instance) readConsole(r io.Reader) {
 	defer i.readerWG.Done()
 	det := triage.NewStream()
+	var detMu sync.Mutex // det is fed here and polled in quiet periods
+	quietDone := make(chan struct{})
+	var quietWG sync.WaitGroup
+	quietWG.Add(1)
+	go func() {
+		defer quietWG.Done()
+		i.closeQuietReports(det, &detMu, quietDone)
+	}()
 	br := bufio.NewReaderSize(r, 64<<10)
 	w := bufio.NewWriter(i.console)
 	defer w.Flush()
@@ -275,7 +283,10 @@ func (i *Instance) readConsole(r io.Reader) {
 			default:
 			}
 		}
-		if reps := det.Feed(text); len(reps) > 0 {
+		detMu.Lock()
+		reps := det.Feed(text)
+		detMu.Unlock()
+		if len(reps) > 0 {
 			w.Flush()
 			i.addCrashes(reps)
 		}
@@ -294,8 +305,42 @@ func (i *Instance) readConsole(r io.Reader) {
 			break
 		}
 	}
+	close(quietDone)
+	quietWG.Wait()
 	if reps := det.Flush(); len(reps) > 0 {
 		i.addCrashes(reps)
+	}
+}
+
+// quietPeriod is how long the console must be silent before the reports
+// whose stack trace has ended count as complete (triage.Stream.Idle): an
+// RCU stall detected by another CPU has no end marker, and the next report
+// may come a stall timeout later, or never.
+const quietPeriod = 2 * time.Second
+
+// closeQuietReports takes the reports that a quiet console completed, until
+// done is closed.
+func (i *Instance) closeQuietReports(det *triage.Stream, detMu *sync.Mutex, done <-chan struct{}) {
+	t := time.NewTicker(quietPeriod / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		i.mu.Lock()
+		quiet := time.Since(i.lastOut) >= quietPeriod
+		i.mu.Unlock()
+		if !quiet {
+			continue
+		}
+		detMu.Lock()
+		reps := det.Idle()
+		detMu.Unlock()
+		if len(reps) > 0 {
+			i.addCrashes(reps)
+		}
 	}
 }
 

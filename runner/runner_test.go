@@ -173,3 +173,27 @@ func TestCrashDuringBoot(t *testing.T) {
 		t.Error("no console tail")
 	}
 }
+
+// TestStallAfterQuietPeriod: an RCU stall detected by another CPU (real
+// Debian 6.1 output) has no end marker; once the console is quiet after
+// its trace, the monitor reports it without waiting for more output.
+func TestStallAfterQuietPeriod(t *testing.T) {
+	data, err := os.ReadFile("../results/triage/testdata/kernel/module-stall-debian-6.1.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	m := fake.New()
+	m.NoAgent = true
+	go m.Print(lines[:423]...) // through the stall's </TASK>; the next report starts at 425
+	t0 := time.Now()
+	_, err = start(t, context.Background(), m, runner.Config{BootTimeout: 60 * time.Second})
+	var ve *runner.VMError
+	if !errors.As(err, &ve) || ve.Outcome != runner.OutcomeCrash || len(ve.Crashes) != 1 ||
+		ve.Crashes[0].Title != "INFO: rcu detected stall in crashmod_spin" {
+		t.Fatalf("want a crash VMError with the stall, got %v", err)
+	}
+	if d := time.Since(t0); d > 20*time.Second {
+		t.Errorf("the stall was reported after %v", d)
+	}
+}

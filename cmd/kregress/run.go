@@ -47,8 +47,31 @@ func (s *stringList) Set(v string) error {
 
 // signalContext is canceled on SIGINT or SIGTERM, so that every VM,
 // build and server is torn down before kregress exits.
+//
+// Its cause names the signal ("SIGINT received"), so that every record
+// of what the signal ended says which one. After the first signal the
+// default behaviour returns: a second Ctrl-C ends kregress at once (its
+// children die with it).
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Stop(ch)
+			name := "SIGINT"
+			if sig == syscall.SIGTERM {
+				name = "SIGTERM"
+			}
+			cancel(fmt.Errorf("%s received", name))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
 }
 
 // withTimeout bounds ctx by the --timeout flag; when it expires, what ends
@@ -217,28 +240,42 @@ func runCmd(args []string, stdout, stderr io.Writer) (code int) {
 		err error
 	}
 	outs := make([]outcome, len(loaded))
-	sem := make(chan struct{}, *jobs)
-	var wg sync.WaitGroup
+	specs := make([]job.Spec, len(loaded))
 	for idx, s := range loaded {
-		wg.Add(1)
-		go func(idx int, s *suites.Suite) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			label := s.Name
-			spec := base
-			spec.Suite = s
-			spec.Kernel, spec.ExtraModules = *kernel, extraMods
-			spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
-			if built != nil {
-				spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
-				spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
-			}
-			res, dir, err := runOne(ctx, spec)
-			outs[idx] = outcome{res, dir, err}
-		}(idx, s)
+		label := s.Name
+		spec := base
+		spec.Suite = s
+		spec.Kernel, spec.ExtraModules = *kernel, extraMods
+		spec.Progress = func(f string, a ...any) { prog.Printf("%s: "+f, append([]any{label}, a...)...) }
+		if built != nil {
+			spec.Kernel, spec.ModulesDir, spec.Modules = built.Kernel, built.ModulesDir, built.Modules
+			spec.Symbolizer, spec.SourceRoot = built.Symbolizer, built.SourceRoot
+		}
+		specs[idx] = spec
 	}
-	wg.Wait()
+	if many, ok := ex.(interface {
+		RunMany(context.Context, []job.Spec) ([]*results.Result, []string, []error)
+	}); ok {
+		// A cluster: every suite in one batch (one job array).
+		rs, dirs, errs := many.RunMany(ctx, specs)
+		for i := range specs {
+			outs[i] = outcome{rs[i], dirs[i], errs[i]}
+		}
+	} else {
+		sem := make(chan struct{}, *jobs)
+		var wg sync.WaitGroup
+		for idx := range specs {
+			wg.Add(1)
+			go func(idx int) {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				res, dir, err := runOne(ctx, specs[idx])
+				outs[idx] = outcome{res, dir, err}
+			}(idx)
+		}
+		wg.Wait()
+	}
 	prog.Done()
 	code = exitOK
 	for i, o := range outs {

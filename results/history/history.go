@@ -415,6 +415,9 @@ func (w *writer) runDir(job string, rd *RunDir) error {
 		}{fmt.Sprintf("patch %d", p.Index), &p.Step})
 	}
 	for i, x := range steps {
+		if len(x.st.Runs) == 0 {
+			continue // nothing booted: no build to remember
+		}
 		b := build{tree: s.Source, commit: s.BaseRef, configDigest: x.st.BuildKey, imageSignature: imageSignature(rd.Resolve(x.st.Kernel))}
 		if i > 0 || s.Base == nil {
 			b.series = fmt.Sprintf("%s@%s", s.Series, strings.TrimPrefix(x.name, "patch "))
@@ -455,7 +458,7 @@ func (w *writer) run(dir, kind string, parent, jobID any, buildID int64, step st
 	}
 	seen := map[int64]bool{}
 	for _, c := range r.Crashes {
-		bid, err := w.bugFor(c, started, jobID)
+		bid, err := w.bugFor(c, started, jobID, dir)
 		if err != nil {
 			return 0, err
 		}
@@ -514,10 +517,14 @@ func (w *writer) closeFixed(rid int64, jobID any, started, suite string, seen ma
 	return nil
 }
 
-// bugFor returns the open bug crash c belongs to, creating it (with a
-// counter in its title when fixed bugs of that title exist).
-func (w *writer) bugFor(c results.Crash, seen string, jobID any) (int64, error) {
-	rows, err := w.tx.QueryContext(w.ctx, `SELECT id, base_title, alt_titles, status FROM bugs ORDER BY id`)
+// bugFor returns the open bug crash c (seen by the run in dir) belongs
+// to, creating it (with a counter in its title when fixed bugs of that
+// title exist). A bug that a run in the same folder as dir called fixed
+// is open again instead: the repeats of one night live in one folder, and
+// a flaky crash missing from one repeat is no fix.
+func (w *writer) bugFor(c results.Crash, seen string, jobID any, dir string) (int64, error) {
+	rows, err := w.tx.QueryContext(w.ctx, `SELECT b.id, b.base_title, b.alt_titles, b.status, coalesce(r.dir, '')
+		FROM bugs b LEFT JOIN runs r ON r.id = b.fixed_run ORDER BY b.id`)
 	if err != nil {
 		return 0, err
 	}
@@ -530,8 +537,8 @@ func (w *writer) bugFor(c results.Crash, seen string, jobID any) (int64, error) 
 	fixed := 0
 	for rows.Next() {
 		var x cand
-		var base, alts string
-		if err := rows.Scan(&x.id, &base, &alts, &x.status); err != nil {
+		var base, alts, fixedBy string
+		if err := rows.Scan(&x.id, &base, &alts, &x.status, &fixedBy); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -539,11 +546,12 @@ func (w *writer) bugFor(c results.Crash, seen string, jobID any) (int64, error) 
 		if !triage.SameCrash(triage.Identity{Title: base, AltTitles: x.alts}, c.Identity()) {
 			continue
 		}
-		if x.status == BugOpen {
-			if open == nil {
+		switch {
+		case x.status == BugOpen, fixedBy != "" && filepath.Dir(fixedBy) == filepath.Dir(dir):
+			if open == nil || open.status != BugOpen {
 				open = &x
 			}
-		} else {
+		default:
 			fixed++
 		}
 	}
@@ -554,7 +562,8 @@ func (w *writer) bugFor(c results.Crash, seen string, jobID any) (int64, error) 
 	if open != nil {
 		alts := mergeAlts(open.alts, c)
 		data, _ := json.Marshal(alts)
-		_, err := w.exec(`UPDATE bugs SET alt_titles = ?, last_seen = max(last_seen, ?), first_seen = min(first_seen, ?), last_job = coalesce(?, last_job) WHERE id = ?`,
+		_, err := w.exec(`UPDATE bugs SET alt_titles = ?, last_seen = max(last_seen, ?), first_seen = min(first_seen, ?), last_job = coalesce(?, last_job),
+			status = 'open', fixed_run = NULL WHERE id = ?`,
 			string(data), seen, seen, jobID, open.id)
 		return open.id, err
 	}

@@ -36,6 +36,10 @@ func realCrashes(t testing.TB, name string) []results.Crash {
 
 var t0 = time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
 
+// night is the folder of night i's runs under root, as nightly keeps
+// them (<out>/<night>/<run>).
+func night(root string, i int) string { return filepath.Join(root, fmt.Sprintf("night-%03d", i)) }
+
 // writeRun makes a run directory under root, started day days after t0.
 func writeRun(t testing.TB, root string, day int, tests map[string]string, crashes []results.Crash) string {
 	t.Helper()
@@ -136,7 +140,7 @@ func TestBugLifecycle(t *testing.T) {
 			"possible deadlock in seedfs_find": BugFixed, nullDeref[0].Title: BugFixed, "possible deadlock in seedfs_find (2)": BugOpen}},
 	}
 	for i, s := range steps {
-		dir := writeRun(t, root, i, map[string]string{"stat": "pass"}, s.crashes)
+		dir := writeRun(t, night(root, i), i, map[string]string{"stat": "pass"}, s.crashes)
 		if err := h.Record(ctx, "nightly", dir); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +167,7 @@ func TestBugLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Recording the same directory again changes nothing.
-	if err := h.Record(ctx, "nightly", filepath.Join(root, "run-000")); err != nil {
+	if err := h.Record(ctx, "nightly", filepath.Join(night(root, 0), "run-000")); err != nil {
 		t.Fatal(err)
 	}
 	runs, _ := h.Runs(ctx, "nightly")
@@ -173,8 +177,8 @@ func TestBugLifecycle(t *testing.T) {
 	if runs[1].Tests != 1 || len(runs[1].Crashes) != 2 {
 		t.Errorf("run 1: %+v", runs[1])
 	}
-	prev, err := h.PreviousRun(ctx, "nightly", filepath.Join(root, "run-002"))
-	if err != nil || prev != filepath.Join(root, "run-001") {
+	prev, err := h.PreviousRun(ctx, "nightly", filepath.Join(night(root, 2), "run-002"))
+	if err != nil || prev != filepath.Join(night(root, 1), "run-001") {
 		t.Errorf("previous run of run-002: %q, %v", prev, err)
 	}
 }
@@ -202,7 +206,7 @@ func TestRebuildGivesTheSameRecord(t *testing.T) {
 		if i == 3 {
 			job = ""
 		}
-		if err := h.Record(ctx, job, writeRun(t, root, i, map[string]string{"stat": "pass", "ls": "fail"}, c)); err != nil {
+		if err := h.Record(ctx, job, writeRun(t, night(root, i), i, map[string]string{"stat": "pass", "ls": "fail"}, c)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,6 +296,10 @@ func TestKilledBetweenWrites(t *testing.T) {
 		path := filepath.Join(t.TempDir(), FileName)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecorder$")
 		cmd.Env = append(os.Environ(), "KREGRESS_HISTORY_CHILD_DB="+path, "KREGRESS_HISTORY_CHILD_RUNS="+root)
+		// The child waits forever once done: it must die with this test
+		// even when the test is killed first (a leftover was seen).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		t.Cleanup(func() { cmd.Process.Kill() })
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -370,4 +378,90 @@ func TestOpenBadPath(t *testing.T) {
 		t.Fatal("recording a directory without result.json worked")
 	}
 	_ = strconv.Itoa
+}
+
+// TestFlakyRepeatsInOneFolder: the repeats of one night live in one
+// folder; a flaky crash missing from one repeat is not a fix followed by
+// a new bug "(2)".
+func TestFlakyRepeatsInOneFolder(t *testing.T) {
+	ctx := context.Background()
+	h := openTemp(t)
+	deadlock := realCrashes(t, "seedfs-lookup")
+	night1, night2, night3 := t.TempDir(), t.TempDir(), t.TempDir()
+	record := func(root string, day int, c []results.Crash) {
+		if err := h.Record(ctx, "nightly", writeRun(t, root, day, map[string]string{"stat": "pass"}, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bugs := func() map[string]string {
+		list, err := h.Bugs(ctx, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, b := range list {
+			m[b.Title] = b.Status
+		}
+		return m
+	}
+	record(night1, 0, deadlock)
+	record(night1, 1, nil) // flaky: this repeat missed it
+	record(night1, 2, deadlock)
+	if got, want := bugs(), map[string]string{"possible deadlock in seedfs_find": BugOpen}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after night 1: %v, want %v", got, want)
+	}
+	record(night2, 3, nil)
+	record(night2, 4, nil)
+	if got, want := bugs(), map[string]string{"possible deadlock in seedfs_find": BugFixed}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after night 2: %v, want %v", got, want)
+	}
+	record(night3, 5, deadlock)
+	if got, want := bugs(), map[string]string{"possible deadlock in seedfs_find": BugFixed, "possible deadlock in seedfs_find (2)": BugOpen}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after night 3: %v, want %v", got, want)
+	}
+	if err := h.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecordSeries records the report package's pinned series dirs: a
+// series row, one row per step run (found under the series folder: the
+// paths it names are gone), the steps' builds, and the crash's bug.
+func TestRecordSeries(t *testing.T) {
+	ctx := context.Background()
+	h := openTemp(t)
+	for _, name := range []string{"composed-series", "series-interrupted"} {
+		// A copy: Record writes the job's name into the directory.
+		src := filepath.Join("..", "report", "testdata", "runs", name)
+		dst := filepath.Join(t.TempDir(), name)
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Record(ctx, "seed", dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := h.Runs(ctx, "seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, r := range runs {
+		kinds[r.Kind]++
+	}
+	if kinds["series"] != 2 || kinds["step"] != 4 {
+		t.Fatalf("runs by kind %v, want 2 series and 4 step runs", kinds)
+	}
+	bugs, _ := h.Bugs(ctx, "seed", "")
+	if len(bugs) != 1 || bugs[0].Title != "kernel panic: sysrq triggered crash" || bugs[0].Count != 1 {
+		t.Fatalf("bugs %+v", bugs)
+	}
+	var builds int
+	h.db.QueryRow("SELECT count(*) FROM builds WHERE tree = '/usr/src/linux-source-6.1.tar.xz'").Scan(&builds)
+	if builds != 4 {
+		t.Errorf("%d builds of the tree, want 4 (base and three prefixes)", builds)
+	}
+	if err := h.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -180,8 +180,8 @@ func (h *DB) roots(ctx context.Context) ([]string, error) {
 }
 
 // Rebuild makes the database at path again from run directories: those
-// directly under the folders that hold the runs it records now, and under
-// each of extraRoots. Each run keeps the job its directory names
+// in the folders that hold the runs it records now and in each of
+// extraRoots, up to three folders down. Each run keeps the job its directory names
 // (JobFile). Runs are recorded in the order they started, so bug states
 // come out as they were. The new database replaces the old one only once
 // it is complete. It returns how many run directories it recorded.
@@ -217,13 +217,17 @@ func Rebuild(ctx context.Context, path string, extraRoots []string) (int, error)
 	}
 	var dirs []found
 	seen := map[string]bool{}
-	for _, root := range roots {
+	// A folder without result.json is looked into, three levels down
+	// (nightly keeps <out>/<night>/<run>); a run or series directory is
+	// not (a series holds its steps' runs).
+	var walk func(dir string, depth int) error
+	walk = func(root string, depth int) error {
 		ents, err := os.ReadDir(root)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				continue
+				return nil
 			}
-			return 0, fmt.Errorf("history: rebuild: %w", err)
+			return fmt.Errorf("history: rebuild: %w", err)
 		}
 		for _, e := range ents {
 			d := filepath.Join(root, e.Name())
@@ -232,6 +236,11 @@ func Rebuild(ctx context.Context, path string, extraRoots []string) (int, error)
 			}
 			rd, err := Load(d)
 			if err != nil {
+				if _, statErr := os.Stat(filepath.Join(d, "result.json")); statErr != nil && depth < 3 {
+					if err := walk(d, depth+1); err != nil {
+						return err
+					}
+				}
 				continue // not a run directory, or an unfinished one
 			}
 			seen[d] = true
@@ -245,6 +254,12 @@ func Rebuild(ctx context.Context, path string, extraRoots []string) (int, error)
 				f.job = strings.TrimSpace(string(b))
 			}
 			dirs = append(dirs, f)
+		}
+		return nil
+	}
+	for _, root := range roots {
+		if err := walk(root, 1); err != nil {
+			return 0, err
 		}
 	}
 	sort.SliceStable(dirs, func(i, j int) bool {

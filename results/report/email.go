@@ -97,7 +97,11 @@ func Email(w io.Writer, m *Model, opt Options, mo MailOptions) error {
 				prev = s
 			}
 		}
-		fmt.Fprintf(b, "The same kernel without it (%s) gives %s.\n", prev.Label, prev.Verdict)
+		if prev.Verdict == "pass" {
+			fmt.Fprintf(b, "The same kernel without it (%s) passes the same tests.\n", prev.Label)
+		} else {
+			fmt.Fprintf(b, "The same kernel without it (%s) gives %s.\n", prev.Label, prev.Verdict)
+		}
 	}
 	for _, c := range st.Crashes {
 		if c.Status == "pre-existing" {
@@ -124,7 +128,7 @@ func Email(w io.Writer, m *Model, opt Options, mo MailOptions) error {
 			if f.Guilty {
 				mark = ">"
 			}
-			fmt.Fprintf(b, " %s %-44s %s\n", mark, name, pos)
+			fmt.Fprintf(b, "%s\n", strings.TrimRight(fmt.Sprintf(" %s %-44s %s", mark, name, pos), " "))
 		}
 		fmt.Fprintf(b, "\nconsole log (%s/console.log lines %d-%d):\n", c.RunDir, c.StartLine, c.EndLine)
 		for _, l := range c.Console {

@@ -61,9 +61,21 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return strings.Join(parts, ", ")
 	},
+	"shownTests": shownTests,
+	"hasTests": func(m *Model) bool {
+		for _, st := range m.Steps {
+			if len(st.Tests) > 0 {
+				return true
+			}
+		}
+		return false
+	},
 	"anchor": func(st *Step, i int) string { return fmt.Sprintf("%s-crash-%d", st.ID, i+1) },
 	"build": func(st *Step) string {
 		if st.BuildKey == "" {
+			if st.BuildSeconds > 0 {
+				return fmt.Sprintf("%.0f s, no kernel", st.BuildSeconds)
+			}
 			return "-"
 		}
 		how := "clean"
@@ -91,6 +103,7 @@ th { background: #f6f8fa; font-weight: 600; font-size: 13px; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 2px 14px; margin: 8px 0; }
 dl.facts dt { color: #57606a; } dl.facts dd { margin: 0; font-family: ui-monospace, monospace; font-size: 13px; word-break: break-all; }
 code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
+td.mono { white-space: nowrap; }
 pre { background: #f6f8fa; padding: 8px 10px; overflow-x: auto; margin: 6px 0; }
 .stack td { padding: 1px 8px; border: 0; font-family: ui-monospace, monospace; font-size: 13px; }
 .stack tr.guilty td { background: #fff8c5; font-weight: 600; }
@@ -128,13 +141,20 @@ a { color: #0969da; }
 {{- end}}
 </table>
 
+{{- $shown := shownTests .M}}
 <h2>Tests</h2>
+{{- if $shown}}
+{{- if eq .M.Kind "series"}}
+<p class="muted">The tests that did not pass; the per-patch table counts the rest.</p>{{end}}
 <table>
 <tr>{{if eq .M.Kind "series"}}<th>step</th>{{end}}<th>suite</th><th>test</th><th>status</th><th>time</th><th>message</th></tr>
-{{- range .M.Steps}}{{$st := .}}{{range .Tests}}
-<tr>{{if eq $.M.Kind "series"}}<td class="mono">{{$st.Label}}</td>{{end}}<td>{{.Suite}}</td><td class="mono">{{.Name}}</td><td><span class="{{verdictClass .Status}}">{{.Status}}</span></td><td class="mono">{{printf "%.2f s" .Seconds}}</td><td>{{.Message}}</td></tr>
-{{- end}}{{end}}
+{{- range $shown}}
+<tr>{{if eq $.M.Kind "series"}}<td class="mono">{{.Step.Label}}</td>{{end}}<td>{{.Suite}}</td><td class="mono">{{.Name}}</td><td><span class="{{verdictClass .Status}}">{{.Status}}</span></td><td class="mono">{{printf "%.2f s" .Seconds}}</td><td>{{.Message}}</td></tr>
+{{- end}}
 </table>
+{{- else}}
+<p class="muted">{{if hasTests .M}}Every test passed at every step.{{else}}No test ran.{{end}}</p>
+{{- end}}
 
 {{- range .M.Steps}}{{$st := .}}{{range $i, $c := .Crashes}}
 <h2 id="{{anchor $st $i}}">{{$st.Label}}: {{$c.Title}}</h2>
@@ -169,3 +189,24 @@ a { color: #0969da; }
 </body>
 </html>
 `))
+
+// stepTest is a test with the step it ran at.
+type stepTest struct {
+	Test
+	Step *Step
+}
+
+// shownTests are the tests the page lists: every test of a single run;
+// for a series, those that did not pass.
+func shownTests(m *Model) []stepTest {
+	var out []stepTest
+	for _, st := range m.Steps {
+		for _, t := range st.Tests {
+			if m.Kind == "series" && t.Status == "pass" {
+				continue
+			}
+			out = append(out, stepTest{t, st})
+		}
+	}
+	return out
+}

@@ -169,6 +169,18 @@ func KCIDB(w io.Writer, m *Model) error {
 				hashes = append(hashes, hex.EncodeToString(sum[:]))
 			}
 		}
+		// The thread the series came in: its first message (the cover
+		// letter, or patch 1 without one).
+		for _, st := range m.Steps {
+			if p := st.Patch; p != nil && p.MessageID != "" {
+				first := p.MessageID
+				if refs := strings.Fields(p.References); len(refs) > 0 {
+					first = refs[0]
+				}
+				co.MessageID = strings.Trim(first, "<>")
+				break
+			}
+		}
 		if len(hashes) > 0 && len(hashes) == len(m.Steps)-1 {
 			sum := sha256.Sum256([]byte(strings.Join(hashes, "\n") + "\n"))
 			h := hex.EncodeToString(sum[:])

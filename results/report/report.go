@@ -134,7 +134,7 @@ func Load(dir string, opt Options) (*Model, error) {
 		r := rd.Run
 		m.Kind, m.Status, m.Reason, m.Started, m.Wall = "run", string(r.Status), r.Reason, r.Started, r.WallSeconds
 		m.Suites = []string{r.Suite}
-		st := stepFromRun(&Step{ID: "run", Label: r.Suite, Verdict: string(r.Status), Message: r.Reason}, r, dir, "", opt)
+		st := stepFromRun(&Step{ID: "run", Label: r.Suite, Verdict: string(r.Status), Message: r.Reason}, r, dir, opt)
 		m.Steps = []*Step{st}
 		m.Reproduce = fmt.Sprintf("kregress run --kernel %s --suite %s", r.Kernel, r.Suite)
 		m.Headline = runHeadline(m, st)
@@ -163,7 +163,7 @@ func Load(dir string, opt Options) (*Model, error) {
 			if r == nil {
 				continue
 			}
-			stepFromRun(step, r, rd.Resolve(run), "", opt)
+			stepFromRun(step, r, rd.Resolve(run), opt)
 		}
 		// The series' verdict on each crash (new or pre-existing).
 		for _, c := range step.Crashes {
@@ -195,7 +195,7 @@ func Load(dir string, opt Options) (*Model, error) {
 
 // stepFromRun adds run r's facts, tests and crashes (with their console
 // excerpts) to st.
-func stepFromRun(st *Step, r *results.Result, runDir, _ string, opt Options) *Step {
+func stepFromRun(st *Step, r *results.Result, runDir string, opt Options) *Step {
 	st.Release, st.Accel = r.Release, r.Accel
 	st.BootSeconds += r.BootSeconds
 	st.WallSeconds += r.WallSeconds

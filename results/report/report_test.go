@@ -2,31 +2,33 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/kregress/kregress/internal/golden"
+	"github.com/kregress/kregress/results/triage"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
-// The pinned run directories: real runs of kregress, kept small.
-//   - smoke: Debian's 6.1 kernel, the smoke suite, everything passes.
-//   - sysrq-crash: Debian's 6.1 kernel crashed through sysrq by a test.
-//   - seed-series: examples/seed-series tested per patch with lockdep,
-//     patch 3 takes the lookup spinlock twice (symbolized stack).
+// The pinned run directories (testdata/runs/README.md): real runs of
+// kregress, kept small, and one series composed around two of them.
 var pinned = []struct {
 	name, dir string
 	email     bool // a regression to mail about
 }{
 	{"smoke", "testdata/runs/smoke", false},
 	{"sysrq-crash", "testdata/runs/sysrq-crash", true},
+	{"series-interrupted", "testdata/runs/series-interrupted", false},
+	{"composed-series", "testdata/runs/composed-series", true},
 }
 
 const testSourceURL = "https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/{file}?h=v6.1.192#n{line}"
@@ -45,7 +47,7 @@ func render(t *testing.T, dir string, f func(io.Writer, *Model) error) []byte {
 }
 
 func mboxFor(dir string) string {
-	if strings.Contains(dir, "seed-series") {
+	if strings.Contains(dir, "composed-series") {
 		return "testdata/seed-series.mbox"
 	}
 	return ""
@@ -128,6 +130,12 @@ for s in x:
 					t.Errorf("junitparser output lacks %q", want)
 				}
 			}
+		}
+		if p.name == "series-interrupted" && !strings.Contains(got, "Error|base/seedfs|console|build: make") {
+			t.Errorf("the canceled base build is not an error:\n%s", got)
+		}
+		if p.name == "composed-series" && !strings.Contains(got, "Failure|patch-03/sysrq-crash|sysrq-crash|kernel panic: sysrq triggered crash") {
+			t.Errorf("patch 3's crash is not a failure:\n%s", got)
 		}
 		if p.name == "smoke" && strings.Contains(got, "Failure") {
 			t.Errorf("a passing run has failures:\n%s", got)
@@ -220,5 +228,61 @@ func TestEmailParsesBack(t *testing.T) {
 			}
 		}
 		checkThread(t, p.name, msg)
+	}
+}
+
+// TestLockChain draws the real lockdep report of the seed series' crash
+// (results/triage/testdata: patch 3 takes sbi->lock twice).
+func TestLockChain(t *testing.T) {
+	data, err := os.ReadFile("../triage/testdata/kernel/seedfs-lookup.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []triage.Report
+	if err := json.Unmarshal(data, &reps); err != nil {
+		t.Fatal(err)
+	}
+	got := LockChain(reps[0].Lockdep)
+	want := []string{"held &sbi->lock (at seedfs_find) -> acquiring &sbi->lock (at seedfs_find)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("chain %q, want %q", got, want)
+	}
+	circular := &triage.Lockdep{
+		Held:      &triage.LockRef{Class: "&A", At: "f"},
+		Acquiring: &triage.LockRef{Class: "&B", At: "g"},
+		Chain:     []triage.ChainLink{{Index: 1, Lock: triage.LockRef{Class: "&B"}}, {Index: 0, Lock: triage.LockRef{Class: "&A"}}},
+	}
+	got = LockChain(circular)
+	want = []string{"#1 &B -> #0 &A", "held &A (at f) -> acquiring &B (at g)"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("circular chain %q, want %q", got, want)
+	}
+}
+
+// TestSourceLinks: symbolized frames link to the tree when a URL is
+// configured, and to nothing otherwise. (The pinned runs are Debian
+// kernels without debug info, so the position here is set by the test.)
+func TestSourceLinks(t *testing.T) {
+	m, err := Load("testdata/runs/sysrq-crash", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Steps[0].Crashes[0]
+	c.Crash.Stack[2].File, c.Crash.Stack[2].Line = "drivers/tty/sysrq.c", 158
+	c.Crash.Stack[2].Inlined = []triage.InlinedFrame{{Func: "inner", File: "./include/linux/x.h", Line: 7}}
+	var with, without bytes.Buffer
+	HTML(&with, m, Options{SourceURL: testSourceURL})
+	HTML(&without, m, Options{})
+	for _, want := range []string{
+		`<a href="https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/drivers/tty/sysrq.c?h=v6.1.192#n158">drivers/tty/sysrq.c:158</a>`,
+		`<a href="https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git/tree/include/linux/x.h?h=v6.1.192#n7">./include/linux/x.h:7</a>`,
+		`inner (inlined)`,
+	} {
+		if !strings.Contains(with.String(), want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(without.String(), "git.kernel.org") || !strings.Contains(without.String(), "drivers/tty/sysrq.c:158") {
+		t.Error("without a URL: a link, or no position")
 	}
 }

@@ -8,13 +8,13 @@ import (
 )
 
 // checkThread checks the threading of a mail report: a reply to the
-// failing patch of the seed series (testdata/seed-series.mbox holds the
+// failing patch of the (composed) seed series (testdata/seed-series.mbox holds the
 // thread: a cover letter and four patches, each In-Reply-To the cover),
 // and no threading for a single run, which has no patch.
 func checkThread(t *testing.T, name string, msg *mail.Message) {
 	t.Helper()
 	h := msg.Header
-	if name != "seed-series" {
+	if name != "composed-series" {
 		if h.Get("In-Reply-To") != "" || h.Get("References") != "" {
 			t.Errorf("%s: a report on a run with no patch has threading headers", name)
 		}

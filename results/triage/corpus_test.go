@@ -74,9 +74,9 @@ func readCorpusCase(t testing.TB, path string) corpusCase {
 	return c
 }
 
-// requireShared returns whether the shared input at path (beside the
-// repository, not in it) is present. When it is absent the test is skipped,
-// or fails under CI=true, where every input must be there.
+// requireShared checks that the shared input at path (beside the
+// repository, not in it) is present: when it is absent the test is
+// skipped, or fails under CI=true, where every input must be there.
 func requireShared(t testing.TB, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {

@@ -12,6 +12,8 @@ func FuzzStream(f *testing.F) {
 	f.Add("WARNING: possible recursive locking detected\nx/1 is trying to acquire lock:\n(&l){+.+.}, at: f+0x1/0x2\n")
 	f.Add("LustreError: 1:0:(a.c:1:f()) ASSERTION( x ) failed: y\nLustreError: 1:0:(a.c:1:f()) LBUG\nKernel panic - not syncing: LBUG")
 	f.Add("[   10.1][ T1] INFO: task a:1 blocked for more than 120 seconds.\n[   10.2][ C0] Call Trace:\n")
+	f.Add("BUG: Dentry x{i=1,n=y}  still in use (-1) [unmount of t t]\n------------[ cut here ]------------\nWARNING: CPU: 1 PID: 2 at fs/dcache.c:1 umount_check+0x1/0x2\nCall Trace:\n <TASK>\n f+0x1/0x2 [m]\n </TASK>")
+	f.Add("rcu: INFO: rcu_preempt self-detected stall on CPU\nRIP: 0010:f+0x1/0x2 [m]\nCall Trace:\n <TASK>\n g+0x1/0x2\n </TASK>\nf()) ASSERTION((a)\n == 1)) failed")
 	f.Fuzz(func(t *testing.T, in string) {
 		s := NewStream()
 		n := 0
@@ -22,9 +24,12 @@ func FuzzStream(f *testing.F) {
 				}
 			}
 		}
-		for _, ln := range strings.Split(in, "\n") {
+		for i, ln := range strings.Split(in, "\n") {
 			n++
 			check(s.Feed(ln))
+			if i%7 == 6 {
+				check(s.Idle()) // a quiet period
+			}
 		}
 		check(s.Flush())
 	})

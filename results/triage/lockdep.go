@@ -100,8 +100,10 @@ func parseLockdep(text []byte) *Lockdep {
 	for i := 0; i < len(lines); i++ {
 		ln := strings.TrimRight(lines[i], " ")
 		t := strings.TrimSpace(ln)
-		if m := taskRe.FindStringSubmatch(ln); m != nil && ld.Task == "" {
-			ld.Task = m[1]
+		if ld.Task == "" {
+			if m := taskRe.FindStringSubmatch(ln); m != nil {
+				ld.Task = m[1]
+			}
 		}
 		switch {
 		case strings.Contains(t, "is trying to acquire lock") || strings.Contains(t, "is trying to acquire:") ||

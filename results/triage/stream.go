@@ -690,7 +690,7 @@ func (p *pending) build() Report {
 	if len(trace) == 0 {
 		trace = firstTrace(text)
 	}
-	rep.Frames = guiltyFirst(rep.Title, trace, rep.Stack)
+	rep.Frames = guiltyFirst(rep.Title, trace, rep.Stack, text)
 	rep.Lockdep = parseLockdep(text)
 	return rep
 }
@@ -720,9 +720,9 @@ func firstTrace(text []byte) []string {
 
 // guiltyFirst lists the guilty frame and then the frames that follow it in
 // the trace it came from.
-func guiltyFirst(title string, trace []string, stack []Frame) []string {
+func guiltyFirst(title string, trace []string, stack []Frame, text []byte) []string {
 	guilty := ""
-	if m := titleFrameRe.FindStringSubmatch(title); m != nil && m[1] != "corrupted" {
+	if m := titleFrameRe.FindStringSubmatch(title); m != nil && m[1] != "corrupted" && namesFunction(m[1], trace, text) {
 		guilty = m[1]
 	}
 	out := []string{}
@@ -753,6 +753,30 @@ func guiltyFirst(title string, trace []string, stack []Frame) []string {
 		}
 	}
 	return out
+}
+
+// namesFunction reports whether the name a title ends with is a function
+// of the report (a frame of its trace, or printed as "name+0x" or
+// "name("), rather than a word such as the "unmount" of "BUG: Dentry still
+// in use in unmount".
+func namesFunction(name string, trace []string, text []byte) bool {
+	for _, f := range trace {
+		if f == name || shortestStripped(f) == name {
+			return true
+		}
+	}
+	return !isPlainWord(name) || bytes.Contains(text, []byte(name+"+0x")) || bytes.Contains(text, []byte(name+"("))
+}
+
+// isPlainWord reports whether s is lower-case letters only, as an English
+// word in a title is; function names mostly are not.
+func isPlainWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // isExactFrame reports whether a frame line names the faulting

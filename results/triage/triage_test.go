@@ -647,3 +647,14 @@ func TestSkipMatcherMatchesRegexp(t *testing.T) {
 	}
 	t.Logf("%d names checked", len(names))
 }
+
+// TestCorpusDentryWarningOneReport: syzkaller's corpus file 624 has the
+// dentry message followed by umount_check's WARN_ON(): one report.
+func TestCorpusDentryWarningOneReport(t *testing.T) {
+	path := filepath.Join(corpusDir, "624")
+	requireShared(t, path)
+	reps := Parse(readCorpusCase(t, path).log)
+	if len(reps) != 1 || reps[0].Title != "BUG: Dentry still in use in unmount" || !strings.Contains(reps[0].Report, "WARNING: CPU") {
+		t.Errorf("got %q, want one report 'BUG: Dentry still in use in unmount' holding the WARNING", titles(reps))
+	}
+}
