@@ -42,9 +42,14 @@ type BisectSpec struct {
 	AnyCrash bool
 	// VerifyGood tests the good end too (always for a series' base).
 	VerifyGood bool
-	Out        string
-	Command    string
-	Progress   func(format string, args ...any)
+	// BuildBase (git mode, optional) is an ancestor of Good every step is
+	// built on, as the diff from it to the step; default Good. Steps built
+	// on one base share its build folder, so builds after the first are
+	// incremental.
+	BuildBase string
+	Out       string
+	Command   string
+	Progress  func(format string, args ...any)
 	// Executor builds and runs; nil means Local.
 	Executor Executor
 }
@@ -72,7 +77,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
 	}
-	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}}
+	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}}
 	var patches []build.Patch
 	gitMode := spec.Good != "" || spec.Bad != ""
 	if gitMode {
@@ -86,6 +91,17 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 			return nil, "", &build.InputError{Err: fmt.Errorf("%s is not a git tree: a commit range needs one", spec.Build.Source)}
 		}
 		res.Mode, res.Good, res.Bad = "git", spec.Good, spec.Bad
+		out, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.Good+"^{commit}").Output()
+		if err != nil {
+			return nil, "", &build.InputError{Err: fmt.Errorf("--good %s is not a commit in %s", spec.Good, spec.Build.Source)}
+		}
+		t.base = strings.TrimSpace(string(out))
+		if spec.BuildBase != "" {
+			if b, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.BuildBase+"^{commit}").Output(); err == nil &&
+				proc.Command(ctx, "git", "-C", spec.Build.Source, "merge-base", "--is-ancestor", strings.TrimSpace(string(b)), t.base).Run() == nil {
+				t.base = strings.TrimSpace(string(b))
+			}
+		}
 	} else {
 		if spec.Build.Series == "" {
 			return nil, "", &build.InputError{Err: errors.New("give --series (its prefixes are bisected) or --good and --bad commits")}
@@ -188,6 +204,15 @@ type bisectTester struct {
 	steps  []results.BisectStep
 	labels map[string]string
 	builds map[string]*build.Result
+	// sigs are the image signatures of the steps built, taken right
+	// after each build: steps share a build folder (the patches of a
+	// series, the commits of a range), so a later build rewrites it.
+	sigs map[string]string
+	// base is the commit every step is built on (git mode: BuildBase,
+	// else the good end): a step is base plus the diff base..step, so all
+	// steps share one build folder and each build after the first is
+	// incremental.
+	base string
 }
 
 func (t *bisectTester) stepDir(id string) string {
@@ -227,16 +252,56 @@ func (t *bisectTester) labelsOf(ids []string) []string {
 	return out
 }
 
-func (t *bisectTester) request(id string) build.Request {
+func (t *bisectTester) request(ctx context.Context, id string) build.Request {
 	req := t.spec.Build
 	if t.patches != nil {
 		k, _ := strconv.Atoi(id)
 		req.Series = ""
 		req.Patches = append([]build.Patch(nil), t.patches[:k]...)
-	} else {
-		req.Base = id
+		return req
+	}
+	req.Base = id
+	if id != t.base {
+		if p, ok := rangePatch(ctx, req.Source, t.base, id); ok {
+			req.Base = t.base
+			if p != nil {
+				req.Patches = []build.Patch{*p}
+			}
+		}
 	}
 	return req
+}
+
+// maxRangePatch bounds the diff a git step is built from; a larger range
+// builds the commit itself (a build folder of its own, not incremental).
+const maxRangePatch = 64 << 20
+
+// rangePatch is the change from commit base to commit id of repo as one
+// patch: building base plus it builds id's tree in base's build folder,
+// so a bisection's builds after the first are incremental (a build
+// folder is keyed by base commit and config, not by the patches on top).
+// The patch is nil when the trees are the same; ok is false when git
+// cannot make it or it is too large.
+func rangePatch(ctx context.Context, repo, base, id string) (p *build.Patch, ok bool) {
+	diff, err := proc.Command(ctx, "git", "-C", repo, "diff", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv", base, id).Output()
+	if err != nil || len(diff) > maxRangePatch {
+		return nil, false
+	}
+	if len(diff) == 0 {
+		return nil, true
+	}
+	names, err := proc.Command(ctx, "git", "-C", repo, "diff", "--name-only", "-z", "--no-renames", base, id).Output()
+	if err != nil {
+		return nil, false
+	}
+	var files []string
+	for _, f := range strings.Split(string(names), "\x00") {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return &build.Patch{Number: 1, Total: 1, Subject: fmt.Sprintf("changes %s..%s", shortHash(base), shortHash(id)),
+		Origin: "git diff", Data: diff, Files: files}, true
 }
 
 // Test builds step id and runs every suite n times, Jobs VMs at a time.
@@ -244,7 +309,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	label := t.label(id)
 	t.spec.Progress("bisect: %s: build", label)
 	st := results.BisectStep{ID: id, Label: label, Dir: filepath.Base(t.stepDir(id))}
-	br, err := t.spec.Executor.Build(ctx, t.request(id))
+	br, err := t.spec.Executor.Build(ctx, t.request(ctx, id))
 	if err != nil {
 		switch build.Classify(err) {
 		case build.ClassNoApply, build.ClassNoBuild:
@@ -255,6 +320,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 		return bisect.Counts{}, "", fmt.Errorf("build %s: %w", label, err)
 	}
 	t.builds[id] = br
+	t.sigs[id] = imageSignature(br)
 	os.MkdirAll(t.stepDir(id), 0o755)
 	results.CopyFile(br.BzImage, filepath.Join(t.stepDir(id), "bzImage"))
 	spec := t.spec.Run
@@ -420,22 +486,27 @@ func (t *bisectTester) record(br *bisect.Result) {
 	}
 }
 
-// signature hashes a built step's image; "" when the step was not built
-// in this bisection.
+// signature is a step's image signature: the one taken when it was built
+// in this bisection, else (the culprit's parent was not a step) that of a
+// build made now (cached when it was built before); "" when it cannot be
+// built.
 func (t *bisectTester) signature(ctx context.Context, id string) string {
-	br := t.builds[id]
-	if br == nil && id != "" {
-		// The parent of the culprit was not a step: build it (cached when
-		// it was built before).
-		b, err := t.spec.Executor.Build(ctx, t.request(id))
-		if err != nil {
-			return ""
-		}
-		br = b
-	}
-	if br == nil {
+	if id == "" {
 		return ""
 	}
+	if sig, ok := t.sigs[id]; ok {
+		return sig
+	}
+	b, err := t.spec.Executor.Build(ctx, t.request(ctx, id))
+	if err != nil {
+		return ""
+	}
+	t.sigs[id] = imageSignature(b)
+	return t.sigs[id]
+}
+
+// imageSignature hashes a build's image now, "" when it cannot.
+func imageSignature(br *build.Result) string {
 	sig, err := bisect.ImageSignature(br.Vmlinux, br.ModulesDir)
 	if err != nil {
 		return ""

@@ -197,16 +197,74 @@ func TestBisectSeedSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSeedBisect(t, res, dir, bisect.BuildBound(4, true), func(c *results.Culprit) bool {
+		return c.Index == 3 && strings.Contains(c.Subject, "return from the lookup loop")
+	})
+}
+
+// sharedFolderFake builds every prefix into one folder, as the build cache
+// does for the patches of a series (and for the commits of a range): the
+// image of prefix k is /bin/false from the culprit on, /bin/true before,
+// copied over the same vmlinux path; runs crash from the culprit on.
+type sharedFolderFake struct {
+	bisectFake
+	same bool // the culprit does not change the image
+}
+
+func (f *sharedFolderFake) Build(ctx context.Context, req build.Request) (*build.Result, error) {
+	r, err := f.bisectFake.Build(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	img := "/bin/true"
+	if len(req.Patches) >= f.culprit && !f.same {
+		img = "/bin/false"
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		return nil, err
+	}
+	r.Vmlinux = filepath.Join(f.dir, "vmlinux")
+	return r, os.WriteFile(r.Vmlinux, data, 0o644)
+}
+
+// TestBisectSignatureSharedFolder: the culprit's and its parent's image
+// signatures are those of their own builds even when a later build
+// rewrote the folder they were built in.
+func TestBisectSignatureSharedFolder(t *testing.T) {
+	for _, same := range []bool{false, true} {
+		f := &sharedFolderFake{bisectFake: bisectFake{dir: t.TempDir(), culprit: 3, rate: 1, rng: rand.New(rand.NewSource(1))}, same: same}
+		res, _, err := Bisect(context.Background(), BisectSpec{
+			Build:  build.Request{Source: "/nonexistent/linux", Series: bisectSeries(t, 4)},
+			Suites: []*suites.Suite{{Name: "fake", File: "builtin:fake"}}, Runs: 2, Out: t.TempDir(), Executor: f,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Culprit == nil || res.Culprit.Index != 3 {
+			t.Fatalf("culprit %+v, want patch 3 (builds %v)", res.Culprit, f.built)
+		}
+		if res.Culprit.Signature == "" || res.Culprit.ParentSignature == "" || res.Culprit.SameImage != same {
+			t.Errorf("image changes %v: signature %q parent %q same %v (builds %v)", !same, res.Culprit.Signature, res.Culprit.ParentSignature, res.Culprit.SameImage, f.built)
+		}
+	}
+}
+
+// checkSeedBisect checks a bisection of the seed series' bug: the culprit
+// (isCulprit), the lockdep crash in seedfs_find, within bound builds, an
+// image that differs from the parent's, reliable.
+func checkSeedBisect(t *testing.T, res *results.BisectResult, dir string, bound int, isCulprit func(*results.Culprit) bool) {
+	t.Helper()
 	var sum bytes.Buffer
 	results.BisectSummary(&sum, res, dir)
 	t.Logf("\n%s", sum.String())
-	if res.Culprit == nil || res.Culprit.Index != 3 || !strings.Contains(res.Culprit.Subject, "return from the lookup loop") {
-		t.Fatalf("culprit %+v, want patch 3", res.Culprit)
+	if res.Culprit == nil || !isCulprit(res.Culprit) {
+		t.Fatalf("culprit %+v, not the seed series' patch 3", res.Culprit)
 	}
 	if !strings.Contains(res.Crash, "seedfs_find") {
 		t.Errorf("bisected crash %q, want the lockdep report in seedfs_find", res.Crash)
 	}
-	if bound := bisect.BuildBound(4, true); res.Builds > bound {
+	if res.Builds > bound {
 		t.Errorf("%d builds, bound %d", res.Builds, bound)
 	}
 	if res.Culprit.Signature == "" || res.Culprit.SameImage {

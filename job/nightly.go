@@ -35,6 +35,13 @@ type NightlyJob struct {
 	Source string `yaml:"source"`
 	Remote string `yaml:"remote"`
 	Branch string `yaml:"branch"`
+	// BuildBase (optional) is a commit every night is built on, as the
+	// diff from it to the night's commit, so that nights share one build
+	// folder and build incrementally. Without it the first night's
+	// commit is the base of the nights after it. A night whose commit
+	// does not descend from the base, or whose diff is too large, is
+	// built as it is and becomes the base of the next.
+	BuildBase string `yaml:"build_base"`
 	// BaseConfig, Configs, Modules and ConfigureArgs are as for `kregress
 	// build`.
 	BaseConfig    string   `yaml:"base_config"`
@@ -102,6 +109,11 @@ func LoadNightlyJob(path string) (*NightlyJob, []*suites.Suite, error) {
 	for i := range j.Modules {
 		j.Modules[i] = rel(j.Modules[i])
 	}
+	for i, c := range j.Configs {
+		if strings.ContainsAny(c, "/.") { // a fragment file, not a preset name
+			j.Configs[i] = rel(c)
+		}
+	}
 	j.LustreTree, j.LustreFaults = rel(j.LustreTree), rel(j.LustreFaults)
 	if j.Out == "" {
 		j.Out = filepath.Join("out", "nightly")
@@ -160,6 +172,9 @@ type NightlyResult struct {
 	Source  string `json:"source"`
 	Commit  string `json:"commit"`
 	Subject string `json:"subject"`
+	// BuildBase is the commit the night was built on (the diff
+	// BuildBase..Commit on top); the next night builds on it too.
+	BuildBase string `json:"build_base,omitempty"`
 	// Previous is the previous night's folder and commit ("" for the first).
 	Previous       string            `json:"previous,omitempty"`
 	PreviousCommit string            `json:"previous_commit,omitempty"`
@@ -213,7 +228,21 @@ func Nightly(ctx context.Context, spec NightlySpec) (*NightlyResult, string, err
 	}()
 	req := j.request()
 	req.Base = commit
-	spec.Progress("nightly %s: build %s %q", j.Name, shortHash(commit), res.Subject)
+	res.BuildBase = commit
+	anchor := j.BuildBase
+	if anchor == "" && prev != nil {
+		anchor = prev.BuildBase
+	}
+	if base := revParse(ctx, j.Source, anchor); base != "" && base != commit &&
+		proc.Command(ctx, "git", "-C", j.Source, "merge-base", "--is-ancestor", base, commit).Run() == nil {
+		if p, ok := rangePatch(ctx, j.Source, base, commit); ok {
+			req.Base, res.BuildBase = base, base
+			if p != nil {
+				req.Patches = []build.Patch{*p}
+			}
+		}
+	}
+	spec.Progress("nightly %s: build %s %q (on %s)", j.Name, shortHash(commit), res.Subject, shortHash(req.Base))
 	br, err := spec.Executor.Build(ctx, req)
 	if err != nil {
 		if build.Classify(err) == build.ClassBadInput {
@@ -269,7 +298,7 @@ func Nightly(ctx context.Context, spec NightlySpec) (*NightlyResult, string, err
 		if c.Change == history.ChangeNew {
 			res.Status = results.StatusRegression
 			if !spec.NoBisect && (j.Bisect == nil || *j.Bisect) {
-				ch.Bisect, ch.Culprit, ch.Note = bisectNew(ctx, spec, prev, commit, c.Title)
+				ch.Bisect, ch.Culprit, ch.Note = bisectNew(ctx, spec, prev, commit, res.BuildBase, c.Title)
 			}
 		}
 		res.Changes = append(res.Changes, ch)
@@ -288,7 +317,7 @@ func Nightly(ctx context.Context, spec NightlySpec) (*NightlyResult, string, err
 
 // bisectNew bisects a crash new tonight between the previous night's
 // commit (which ran without it) and tonight's.
-func bisectNew(ctx context.Context, spec NightlySpec, prev *NightlyResult, commit, title string) (dir, culprit, note string) {
+func bisectNew(ctx context.Context, spec NightlySpec, prev *NightlyResult, commit, buildBase, title string) (dir, culprit, note string) {
 	j := spec.Job
 	switch {
 	case prev == nil:
@@ -302,7 +331,7 @@ func bisectNew(ctx context.Context, spec NightlySpec, prev *NightlyResult, commi
 	req := j.request()
 	res, d, err := Bisect(ctx, BisectSpec{
 		Build: req, Good: prev.Commit, Bad: commit, Suites: spec.Suites, Run: j.runSpec(),
-		Runs: j.BisectRuns, Crash: title, Out: filepath.Join(j.Out, j.Name, "bisect"),
+		Runs: j.BisectRuns, Crash: title, Out: filepath.Join(j.Out, j.Name, "bisect"), BuildBase: buildBase,
 		Progress: spec.Progress, Executor: spec.Executor,
 	})
 	if err != nil {
@@ -344,6 +373,18 @@ func updateTree(ctx context.Context, j *NightlyJob) (string, error) {
 		return "", &build.InputError{Err: fmt.Errorf("nightly %s: %q is not a commit in %s", j.Name, ref, j.Source)}
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// revParse is ref's commit in repo, "" when ref is "" or not a commit.
+func revParse(ctx context.Context, repo, ref string) string {
+	if ref == "" {
+		return ""
+	}
+	out, err := proc.Command(ctx, "git", "-C", repo, "rev-parse", "--verify", "--quiet", ref+"^{commit}").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func commitSubject(repo, commit string) string {

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -26,12 +27,29 @@ type commitFake struct {
 func (f *commitFake) CheckApply(context.Context, build.Request) error { return nil }
 
 func (f *commitFake) Build(_ context.Context, req build.Request) (*build.Result, error) {
-	f.builds = append(f.builds, req.Base)
-	out, err := exec.Command("git", "-C", f.repo, "show", req.Base+":bug").Output()
+	// The tree built: the base commit's files, then the patches applied
+	// with git apply, as build.Build does.
+	tree, err := os.MkdirTemp(f.dir, "tree-*")
 	if err != nil {
-		return nil, fmt.Errorf("git show %s:bug: %v", req.Base, err)
+		return nil, err
 	}
-	p := filepath.Join(f.dir, "bzImage-"+req.Base)
+	defer os.RemoveAll(tree)
+	if out, err := exec.Command("sh", "-c", fmt.Sprintf("git -C %s archive %s | tar -x -C %s", f.repo, req.Base, tree)).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git archive %s: %v: %s", req.Base, err, out)
+	}
+	for _, p := range req.Patches {
+		cmd := exec.Command("git", "apply", "-")
+		cmd.Dir, cmd.Stdin = tree, bytes.NewReader(p.Data)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, &build.ApplyError{Patch: p, Detail: fmt.Sprintf("git apply: %v: %s", err, out)}
+		}
+	}
+	out, err := os.ReadFile(filepath.Join(tree, "bug"))
+	if err != nil {
+		return nil, err
+	}
+	f.builds = append(f.builds, req.Base)
+	p := filepath.Join(f.dir, fmt.Sprintf("bzImage-%d", len(f.builds)))
 	os.WriteFile(p, out, 0o644)
 	return &build.Result{BzImage: p, Vmlinux: p + ".nope"}, nil
 }
@@ -135,6 +153,16 @@ func TestNightlyNewBisectFixed(t *testing.T) {
 	if n3.Status != results.StatusPass || !fixed {
 		t.Errorf("night 3: %s changes %+v, want the crash fixed", n3.Status, n3.Changes)
 	}
+	// Every build after the first night's is that commit plus a diff:
+	// one build folder, incremental builds.
+	for i, b := range f.builds {
+		if b != n1.Commit {
+			t.Errorf("build %d is on %s, want every build on night 1's commit %s (builds %v)", i, b, n1.Commit, f.builds)
+		}
+	}
+	if n2.BuildBase != n1.Commit || n3.BuildBase != n1.Commit {
+		t.Errorf("build bases %s %s, want %s", n2.BuildBase, n3.BuildBase, n1.Commit)
+	}
 	runs, err := db.Runs(context.Background(), "nightly:seedfs-nightly")
 	if err != nil || len(runs) != 3 {
 		t.Errorf("history has %d runs of the job (%v), want 3", len(runs), err)
@@ -158,5 +186,22 @@ func TestLoadNightlyJobRejects(t *testing.T) {
 		if build.Classify(err) != build.ClassBadInput || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want bad input naming %s", name, err, p)
 		}
+	}
+}
+
+// TestLoadNightlyJobRelativeConfig: a config fragment named by a path is
+// taken from the job file's folder, like suites; a preset name is kept.
+func TestLoadNightlyJobRelativeConfig(t *testing.T) {
+	repo := t.TempDir()
+	git(t, repo, "init", "-q", "-b", "main")
+	dir := t.TempDir()
+	jobFile := filepath.Join(dir, "job.yaml")
+	os.WriteFile(jobFile, []byte(fmt.Sprintf("name: j\nsource: %s\nconfigs: [lockdep, frag/seed.config]\nsuites: [smoke]\n", repo)), 0o644)
+	j, _, err := LoadNightlyJob(jobFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"lockdep", filepath.Join(dir, "frag", "seed.config")}; strings.Join(j.Configs, " ") != strings.Join(want, " ") {
+		t.Errorf("configs %q, want %q", j.Configs, want)
 	}
 }
