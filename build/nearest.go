@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kregress/kregress/kconfig"
 )
@@ -35,7 +36,8 @@ var copySkip = map[string]bool{"staging": true, "ext": true, "build.log": true, 
 type nearest struct {
 	key      string
 	dir      string
-	distance int // symbols whose values differ
+	distance int       // symbols whose values differ
+	done     time.Time // when its last build completed
 }
 
 // configDistance counts the symbols whose values differ between two final
@@ -56,7 +58,8 @@ func configDistance(a, b kconfig.Config) int {
 }
 
 // nearestBuilds lists the complete build folders under root/builds of the
-// same base (baseID) other than key, nearest config first. A folder counts
+// same base (baseID) other than key, nearest config first (then the last
+// built). A folder counts
 // only when its name is the key its .config and baseID give, so a folder of
 // another base or with an edited .config is never picked, and when it was
 // built from the same work tree srcDir (kbuild's "source" link): the same
@@ -70,7 +73,8 @@ func nearestBuilds(root, baseID, key, srcDir string, cfg kconfig.Config) []neare
 		if name == key || len(name) != len(key) {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(d, completeMarker)); err != nil {
+		mk, err := os.Stat(filepath.Join(d, completeMarker))
+		if err != nil {
 			continue
 		}
 		if l, err := os.Readlink(filepath.Join(d, "source")); err != nil || filepath.Clean(l) != filepath.Clean(srcDir) {
@@ -84,11 +88,17 @@ func nearestBuilds(root, baseID, key, srcDir string, cfg kconfig.Config) []neare
 		if err != nil {
 			continue
 		}
-		out = append(out, nearest{key: name, dir: d, distance: configDistance(cfg, c)})
+		out = append(out, nearest{key: name, dir: d, distance: configDistance(cfg, c), done: mk.ModTime()})
 	}
+	// Between equally near folders, the one built last: its objects were
+	// built from sources most like the tree's now (the same series step,
+	// often), so make has the fewest changed files to redo.
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].distance != out[j].distance {
 			return out[i].distance < out[j].distance
+		}
+		if !out[i].done.Equal(out[j].done) {
+			return out[i].done.After(out[j].done)
 		}
 		return out[i].key < out[j].key
 	})

@@ -112,11 +112,12 @@ func removeBuildDir(t *testing.T, dir string) {
 
 // TestConfigChangeStartsFromNearest is seed-series patch 1 (which adds
 // CONFIG_SEEDFS) on qemu-minimal + lockdep, the config of
-// TestBuildSeriesIncremental, whose folder it reuses: first without the
-// option (that folder, incremental), then with seedfs.config (a config
-// without a folder: started from a copy of the first, incremental), then
-// also without the virtio RNG driver (started from the second, the nearest,
-// an option removed). Each config-change build runs a few dozen kbuild
+// TestBuildSeriesIncremental, whose folder it builds on: first without the
+// option (patch 1 adds a "# CONFIG_SEEDFS is not set" line, so this is a
+// key of its own, started from that folder with 0 symbols differing), then
+// with seedfs.config (started from a copy of the first, the nearest and
+// last built), then also without the virtio RNG driver (started from the
+// second, the nearest, an option removed). Each config-change build runs a few dozen kbuild
 // steps, not the ~2,000 of a clean build; each folder's .config is its
 // key's; System.map has seedfs and, after the removal, no virtio RNG code
 // although its stale object is still in the folder; the folders started
