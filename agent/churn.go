@@ -134,6 +134,23 @@ func serverChurn(w *workload) error {
 			c.gone.Store(n, true)
 		}
 	}
+	// One more revocation of every kept name and its directory, now that
+	// no lookup is in flight: the simulated server does not serialize a
+	// lock it is granting against a change it makes meanwhile (a real
+	// MDT does), so a lookup that raced the last change may hold a lock
+	// on a name that has gone. After this the client must converge.
+	seen := map[string]bool{}
+	for _, n := range names {
+		for _, p := range []string{"/" + n, path.Join("/", path.Dir(n))} {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if err := c.post("revoke", "path", p); err != nil {
+				return fmt.Errorf("server side: %w", err)
+			}
+		}
+	}
 	c.settle(names, doomed, *settle)
 	return nil
 }

@@ -8,7 +8,9 @@
 // private tree and removed again before the next build. Build directories
 // (make O=) are cached by (base commit or tarball digest, final .config
 // digest), so building the next patch of a series is an incremental build;
-// ccache is used when installed.
+// a config without a folder yet starts from a copy of the cached folder of
+// the same base with the nearest config, so a config change rebuilds only
+// what depends on the symbols that changed; ccache is used when installed.
 package build
 
 import (
@@ -97,8 +99,15 @@ type Result struct {
 	Warnings []Diagnostic `json:"warnings,omitempty"`
 	// External lists the out-of-tree module builds.
 	External []ExternalResult `json:"external,omitempty"`
-	// Incremental is true when the build folder already held a build.
+	// Incremental is true when the build folder already held a build,
+	// its own or (From) a copy of another config's.
 	Incremental bool `json:"incremental"`
+	// From is set when this config had no build folder yet: the key of
+	// the cached build folder (same base, nearest config) it was started
+	// from as a copy, so that make rebuilt only what the config change
+	// touches. FromDistance is how many config symbols differ.
+	From         string `json:"from,omitempty"`
+	FromDistance int    `json:"fromDistance,omitempty"`
 	// Compiled counts kbuild steps (CC, AS, LD, ...) this build ran.
 	Compiled int `json:"compiled"`
 	// Duration is the wall time of Build.
@@ -166,6 +175,16 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		st.note("config: " + d.String())
 	}
 	old, oerr := os.ReadFile(res.Config)
+	if oerr != nil {
+		n, err := startFromNearest(ctx, root, src, key, dir, cfg.config, st)
+		if err != nil {
+			return nil, err
+		}
+		if n != nil {
+			res.From, res.FromDistance = n.key, n.distance
+			old, oerr = os.ReadFile(res.Config)
+		}
+	}
 	res.Incremental = oerr == nil
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: creating build folder: %w", err)
@@ -192,7 +211,9 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		tgts = append(tgts, "modules")
 	}
 	how := "clean build"
-	if res.Incremental {
+	if res.From != "" {
+		how = "incremental build from " + res.From + "'s copy"
+	} else if res.Incremental {
 		how = "incremental build"
 	}
 	st.phase("make", fmt.Sprintf("%s of %s in %s", how, strings.Join(tgts, " "), dir))

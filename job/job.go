@@ -140,9 +140,10 @@ func Run(ctx context.Context, spec Spec) (*results.Result, string, error) {
 	// keeps this record: the run directory always has a result.json that
 	// says what became of it.
 	res.Reason = fmt.Sprintf("the run did not finish: kregress (pid %d) ended before it could record the result", os.Getpid())
-	if err := dir.WriteResult(res); err != nil {
-		return nil, dir.Path, err
-	}
+	// A record that cannot be written now (a full disk) does not stop the
+	// run: its verdict is still worth printing; the final write reports
+	// the failure.
+	dir.WriteResult(res)
 	res.Reason = ""
 	start := time.Now()
 	r := &run{spec: spec, dir: dir, res: res}

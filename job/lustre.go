@@ -36,6 +36,12 @@ func (r *run) startLustre(ctx context.Context, img *images.Spec) error {
 	if err != nil {
 		return err
 	}
+	if ls.SourceRoot == "" {
+		// Modules a step kept (InstallClient) say where they were built.
+		if data, err := os.ReadFile(filepath.Join(filepath.Dir(mods[0]), sourceRootFile)); err == nil {
+			r.spec.Lustre.SourceRoot = strings.TrimSpace(string(data))
+		}
+	}
 	var sym *symbolize.Symbolizer
 	if r.spec.Symbolizer == nil {
 		// Resolve the client's frames from the modules' DWARF even when
@@ -202,6 +208,11 @@ func MountsLustre(ss []*suites.Suite) bool {
 	return false
 }
 
+// sourceRootFile, in a folder of client modules InstallClient made, names
+// the client tree they were built in, so that a later run with
+// --lustre-modules cuts it from their source paths too.
+const sourceRootFile = ".kregress-source-root"
+
 // InstallClient copies the modules a client mount needs from a client
 // build into dir (made afresh), so that a step keeps the modules it ran
 // with after the cached copy moves on to the next patch, and returns their
@@ -222,6 +233,9 @@ func InstallClient(cr *build.ClientResult, dir string) ([]string, error) {
 			return nil, fmt.Errorf("install client module %s: %w", ko, err)
 		}
 		out = append(out, dst)
+	}
+	if err := os.WriteFile(filepath.Join(dir, sourceRootFile), []byte(cr.Dir+"\n"), 0o644); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

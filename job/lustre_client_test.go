@@ -139,6 +139,10 @@ func clientSeriesTest(t *testing.T, snap string, spec SeriesSpec, command string
 	if !strings.Contains(fb.Reproduce, "--lustre-modules") {
 		t.Errorf("reproduce %q does not load the step's client modules", fb.Reproduce)
 	}
+	// The reproduce run cuts the client tree from its frames too.
+	if data, err := os.ReadFile(filepath.Join(res.Patches[1].ClientModules, sourceRootFile)); err != nil || !strings.HasPrefix(string(data), "/") {
+		t.Errorf("the step's modules do not name their client tree: %q, %v", data, err)
+	}
 	found := false
 	for _, c := range res.Patches[1].Crashes {
 		for _, f := range c.Stack {
@@ -273,5 +277,26 @@ chmod +x configure
 	t.Logf("reason: %s", res.Reason)
 	if !strings.Contains(res.Reason, "does not configure against kernel") || !strings.Contains(res.Reason, "Lustre fid handling requires that CONFIG_FHANDLE is enabled") {
 		t.Errorf("reason %q does not quote configure's error", res.Reason)
+	}
+}
+
+// InstallClient keeps what a mount needs and names the client tree.
+func TestInstallClient(t *testing.T) {
+	dir := t.TempDir()
+	var kos []string
+	for _, n := range []string{"libcfs", "lnet", "ksocklnd", "obdclass", "ptlrpc", "lmv", "mdc", "lov", "osc", "mgc", "lustre", "obdecho"} {
+		kos = append(kos, fakeModule(t, dir, n))
+	}
+	out := filepath.Join(t.TempDir(), "lustre-modules")
+	got, err := InstallClient(&build.ClientResult{Dir: "/cache/client/tree", Modules: kos}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No .modinfo dependencies here: the mount set alone, no obdecho.
+	if len(got) != len(mountModules) {
+		t.Errorf("installed %d modules, want the %d a mount loads: %v", len(got), len(mountModules), got)
+	}
+	if data, _ := os.ReadFile(filepath.Join(out, sourceRootFile)); string(data) != "/cache/client/tree\n" {
+		t.Errorf("%s: %q", sourceRootFile, data)
 	}
 }

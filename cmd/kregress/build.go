@@ -150,7 +150,11 @@ func printResult(w io.Writer, res *build.Result) {
 	if res.ModulesDir != "" {
 		fmt.Fprintf(w, "modules:   %s\n", res.ModulesDir)
 	}
-	fmt.Fprintf(w, "build dir: %s (key %s, %s)\n", res.Dir, res.Key, map[bool]string{true: "incremental", false: "clean"}[res.Incremental])
+	how := map[bool]string{true: "incremental", false: "clean"}[res.Incremental]
+	if res.From != "" {
+		how = fmt.Sprintf("incremental, started from %s: %d config symbols differ", res.From, res.FromDistance)
+	}
+	fmt.Fprintf(w, "build dir: %s (key %s, %s; %d kbuild steps)\n", res.Dir, res.Key, how, res.Compiled)
 	for _, p := range res.Patches {
 		fmt.Fprintf(w, "patch %d/%d %s: %q\n", p.Number, p.Total, p.Status, p.Subject)
 	}

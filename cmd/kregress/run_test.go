@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/internal/testkernel"
 	"github.com/kregress/kregress/results"
 )
@@ -201,9 +202,9 @@ func TestSIGTERMLeavesNoQEMU(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	qemus := childrenNamed(cmd.Process.Pid, "qemu-system-x86")
+	qemus := descendantsNamed(cmd.Process.Pid, "qemu-system-x86")
 	if len(qemus) == 0 {
-		t.Fatal("found no QEMU child of kregress")
+		t.Fatal("found no QEMU below kregress")
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -219,33 +220,18 @@ func TestSIGTERMLeavesNoQEMU(t *testing.T) {
 		}
 	}
 	_, r := onlyRun(t, out)
-	if r.Status != results.StatusInfra || !strings.Contains(r.Reason, "cancel") {
+	if r.Status != results.StatusInfra || !strings.Contains(r.Reason, "SIGTERM") {
 		t.Errorf("after SIGTERM: status %s reason %q", r.Status, r.Reason)
 	}
 }
 
-// childrenNamed lists the pids whose parent is ppid and whose command
-// starts with name.
-func childrenNamed(ppid int, name string) []int {
+// descendantsNamed lists the live processes below ppid (QEMU runs under
+// a guard of internal/proc) whose command starts with name.
+func descendantsNamed(ppid int, name string) []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < 0 {
-			continue
-		}
-		comm := s[open+1 : close]
-		f := strings.Fields(s[close+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(ppid) && strings.HasPrefix(comm, name[:min(len(name), 15)]) {
+	for _, pid := range proc.Descendants(ppid) {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(comm)), name[:min(len(name), 15)]) {
 			out = append(out, pid)
 		}
 	}
