@@ -321,11 +321,19 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	}
 	t.builds[id] = br
 	t.sigs[id] = imageSignature(br)
-	os.MkdirAll(t.stepDir(id), 0o755)
-	results.CopyFile(br.BzImage, filepath.Join(t.stepDir(id), "bzImage"))
+	// Steps share one build folder, which the next build (of this or
+	// another kregress) rewrites: the runs boot the step's own copy.
+	kernel := filepath.Join(t.stepDir(id), "bzImage")
+	if err := os.MkdirAll(t.stepDir(id), 0o755); err != nil {
+		return bisect.Counts{}, "", err
+	}
+	if err := results.CopyFile(br.BzImage, kernel); err != nil {
+		return bisect.Counts{}, "", fmt.Errorf("keep %s's kernel: %w", label, err)
+	}
 	spec := t.spec.Run
 	closeSym := spec.UseBuild(br)
 	defer closeSym()
+	spec.Kernel = kernel
 
 	var c bisect.Counts
 	var noBoot int
