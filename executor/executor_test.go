@@ -430,3 +430,24 @@ func TestSlurmSeriesMatchesLocal(t *testing.T) {
 		}
 	}
 }
+
+// A build unit names its files by absolute path: the node runs it in the
+// batch folder, where relative paths mean nothing.
+func TestBuildUnitPathsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("frag.config", []byte("CONFIG_X=y\n"), 0o644)
+	os.MkdirAll("series", 0o755)
+	for in, want := range map[string]string{
+		"frag.config": filepath.Join(dir, "frag.config"),
+		"series":      filepath.Join(dir, "series"),
+		"lockdep":     "lockdep",
+		"tinyconfig":  "tinyconfig",
+		"v6.1..topic": "v6.1..topic",
+		"/abs/path":   "/abs/path",
+	} {
+		if got := absPath(in); got != want {
+			t.Errorf("absPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

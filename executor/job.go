@@ -51,9 +51,19 @@ func (j *jobExec) CheckApply(ctx context.Context, req build.Request) error {
 // Build executes a build unit and returns its result, or the build's error
 // class as an error of the same class (no-apply, no-build, bad input).
 func (j *jobExec) Build(ctx context.Context, req build.Request) (*build.Result, error) {
+	// The node runs the unit in the batch folder: every path of the
+	// request is made absolute here (presets and make targets stay names).
+	configs := make([]string, len(req.Configs))
+	for i, c := range req.Configs {
+		configs[i] = absPath(c)
+	}
+	mods := make([]string, len(req.ExternalModules))
+	for i, m := range req.ExternalModules {
+		mods[i] = absPath(m)
+	}
 	u := Unit{ID: j.id("build"), Kind: KindBuild, Build: &BuildUnit{
-		Source: req.Source, Base: req.Base, Series: req.Series, Patches: req.Patches,
-		BaseConfig: req.BaseConfig, Configs: req.Configs, ExternalModules: req.ExternalModules,
+		Source: absPath(req.Source), Base: req.Base, Series: absPath(req.Series), Patches: req.Patches,
+		BaseConfig: absPath(req.BaseConfig), Configs: configs, ExternalModules: mods,
 		ConfigureArgs: req.ConfigureArgs, Jobs: req.Jobs,
 	}}
 	outs, err := j.ex.Do(ctx, []Unit{u}, j.report("build"))
@@ -158,4 +168,20 @@ func (j *jobExec) report(what string) func(Progress) {
 	return func(p Progress) {
 		j.progress("%s %s: %s (%s)", j.ex.Name(), what, p, time.Since(start).Round(time.Second))
 	}
+}
+
+// absPath makes p absolute when it names an existing file or folder, so
+// that a unit means the same on a node whose working directory differs;
+// anything else (a preset, a make target, a git range, "") is kept.
+func absPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if _, err := os.Stat(p); err != nil {
+		return p
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
