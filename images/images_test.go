@@ -159,3 +159,64 @@ func TestExtraModulesOrderedByModinfo(t *testing.T) {
 		t.Error("a non-module accepted")
 	}
 }
+
+// The NIC's drivers come first in the module list, with their
+// dependencies, then an empty line, then the other modules, each once and
+// after what it depends on (modules.dep beside them says what that is).
+func TestNetModulesListedFirst(t *testing.T) {
+	_, modDir := debianModules(t)
+	tmp := t.TempDir()
+	agent := filepath.Join(tmp, "agent")
+	os.WriteFile(agent, []byte("#!/bin/sh\n"), 0o755)
+	net := []string{"virtio_pci", "virtio_net"}
+	es, err := plan(Spec{Agent: agent, ModulesDir: modDir, KernelRelease: "r",
+		NetModules: net, Modules: []string{"virtio_blk"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list, dep string
+	for _, e := range es {
+		switch e.guest {
+		case ModuleListPath:
+			list = string(e.data)
+		case "/lib/modules/r/modules.dep":
+			dep = string(e.data)
+		}
+	}
+	group, rest, ok := strings.Cut(list, "\n\n")
+	if !ok {
+		t.Fatalf("no empty line in the module list:\n%s", list)
+	}
+	want, err := ResolveModules(modDir, net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(group, "\n") {
+		got = append(got, filepath.Base(l))
+	}
+	for i := range want {
+		want[i] = filepath.Base(want[i])
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("NIC group %v, want %v", got, want)
+	}
+	// virtio_blk shares virtio and virtio_ring with the NIC's drivers:
+	// they are not loaded twice.
+	if strings.TrimSpace(rest) != "/lib/modules/r/virtio_blk.ko" {
+		t.Errorf("after the NIC group: %q", rest)
+	}
+	if !strings.Contains(dep, "virtio_blk.ko: virtio.ko virtio_ring.ko") && !strings.Contains(dep, "virtio_blk.ko: virtio_ring.ko virtio.ko") {
+		t.Errorf("modules.dep lacks virtio_blk's dependencies:\n%s", dep)
+	}
+	// Without NIC drivers the list is one module a line, no empty line.
+	es, err = plan(Spec{Agent: agent, ModulesDir: modDir, KernelRelease: "r", Modules: net})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.guest == ModuleListPath && strings.Contains(string(e.data), "\n\n") {
+			t.Errorf("empty line without NetModules:\n%s", e.data)
+		}
+	}
+}
