@@ -77,6 +77,11 @@ func (c *Counts) Add(o Outcome) {
 	}
 }
 
+// Plus returns the sum of two steps' counts.
+func (c Counts) Plus(o Counts) Counts {
+	return Counts{Runs: c.Runs + o.Runs, Bad: c.Bad + o.Bad, Good: c.Good + o.Good, Other: c.Other + o.Other, Infra: c.Infra + o.Infra}
+}
+
 // Rate is the share of judged runs (good or bad) that crashed; 0 when
 // none was judged.
 func (c Counts) Rate() float64 {
@@ -87,7 +92,9 @@ func (c Counts) Rate() float64 {
 }
 
 // Runs per step: DefaultRuns at first, FlakyRuns once the crash has been
-// seen to be flaky (a step with both crashing and clean runs).
+// seen to be flaky (a step with both crashing and clean runs). A step
+// whose DefaultRuns show the crash too rarely to be bad (once in ten) gets
+// the runs it lacks to FlakyRuns and is judged on all of them.
 const (
 	DefaultRuns = 10
 	FlakyRuns   = 20

@@ -26,7 +26,10 @@ type StepResult struct {
 // skip reason when the step could not be built or booted (counts are then
 // ignored). An error ends the search (cancelled, infrastructure).
 type Tester interface {
-	// Test runs the step with the given ID n times.
+	// Test runs the step with the given ID n times. It may be called a
+	// second time for the same ID, to add n more runs to a step whose
+	// runs showed the crash to be flaky: the tester then reuses the
+	// step's build and returns the counts of the new runs only.
 	Test(ctx context.Context, id string, n int) (c Counts, skipReason string, err error)
 }
 
@@ -98,6 +101,24 @@ func (s *session) test(ctx context.Context, id string) (Verdict, error) {
 	}
 	s.res.Runs += c.Runs
 	v, err := Decide(c, n, s.flaky)
+	if err == nil && v == Skip && IsFlaky(c) && n < FlakyRuns {
+		// The crash showed up, but too rarely for the step to be bad
+		// (one crash in ten runs): it is flaky. Give the step the runs a
+		// flaky crash gets and judge all of them.
+		s.flaky = true
+		s.runs = max(s.runs, FlakyRuns)
+		more, skip, merr := s.t.Test(ctx, id, FlakyRuns-n)
+		if merr != nil {
+			return Skip, merr
+		}
+		if skip == "" {
+			c = c.Plus(more)
+			s.res.Runs += more.Runs
+			n = FlakyRuns
+			st.Counts = c
+			v, err = Decide(c, n, true)
+		}
+	}
 	if err != nil {
 		st.Verdict, st.Reason = Skip, err.Error()
 		s.res.Steps = append(s.res.Steps, st)
@@ -125,6 +146,15 @@ func (s *session) test(ctx context.Context, id string) (Verdict, error) {
 func (s *session) finish() *Result {
 	s.res.Confidence = s.conf.Value()
 	s.res.CrashRate = s.conf.Rate()
+	if !s.conf.rated {
+		// No step was bad (the bad end did not reproduce the crash):
+		// there is no culprit to be confident in, and the crash rate is
+		// the highest one seen.
+		s.res.Confidence, s.res.CrashRate = 0, 0
+		for _, st := range s.res.Steps {
+			s.res.CrashRate = max(s.res.CrashRate, st.Counts.Rate())
+		}
+	}
 	s.res.Flaky = s.flaky
 	s.res.Reliable = !s.res.Inconclusive() && s.res.Confidence >= Unreliable
 	return &s.res

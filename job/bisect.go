@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,7 +78,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
 	}
-	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}}
+	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}, ran: map[string]int{}}
 	var patches []build.Patch
 	gitMode := spec.Good != "" || spec.Bad != ""
 	if gitMode {
@@ -146,7 +147,9 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	if err != nil {
 		res.Status, res.Reason = results.StatusInfra, err.Error()
 		if errors.Is(err, bisect.ErrEndpoint) {
-			res.Reason = "nothing to bisect: " + err.Error()
+			// Not the machinery's fault: the crash does not reproduce
+			// at the bad end (or shows at the good end).
+			res.Status, res.Reason = results.StatusFail, "nothing to bisect: "+err.Error()
 		}
 		if ctx.Err() != nil {
 			res.Reason = "interrupted: " + err.Error()
@@ -213,6 +216,10 @@ type bisectTester struct {
 	// steps share one build folder and each build after the first is
 	// incremental.
 	base string
+	// ran is how many runs each step has had: a second Test of a step
+	// (more runs for a flaky crash) reuses its build and numbers its runs
+	// on from there.
+	ran map[string]int
 }
 
 func (t *bisectTester) stepDir(id string) string {
@@ -307,29 +314,36 @@ func rangePatch(ctx context.Context, repo, base, id string) (p *build.Patch, ok 
 // Test builds step id and runs every suite n times, Jobs VMs at a time.
 func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Counts, string, error) {
 	label := t.label(id)
-	t.spec.Progress("bisect: %s: build", label)
 	st := results.BisectStep{ID: id, Label: label, Dir: filepath.Base(t.stepDir(id))}
-	br, err := t.spec.Executor.Build(ctx, t.request(ctx, id))
-	if err != nil {
-		switch build.Classify(err) {
-		case build.ClassNoApply, build.ClassNoBuild:
-			st.Verdict, st.Reason = string(bisect.Skip), headLine(err.Error())
-			t.addStep(st)
-			return bisect.Counts{}, "does not build: " + headLine(err.Error()), nil
-		}
-		return bisect.Counts{}, "", fmt.Errorf("build %s: %w", label, err)
-	}
-	t.builds[id] = br
-	t.sigs[id] = imageSignature(br)
 	// Steps share one build folder, which the next build (of this or
 	// another kregress) rewrites: the runs boot the step's own copy.
 	kernel := filepath.Join(t.stepDir(id), "bzImage")
-	if err := os.MkdirAll(t.stepDir(id), 0o755); err != nil {
-		return bisect.Counts{}, "", err
+	br, first := t.builds[id], t.ran[id]
+	if first == 0 {
+		t.spec.Progress("bisect: %s: build", label)
+		var err error
+		br, err = t.spec.Executor.Build(ctx, t.request(ctx, id))
+		if err != nil {
+			switch build.Classify(err) {
+			case build.ClassNoApply, build.ClassNoBuild:
+				st.Verdict, st.Reason = string(bisect.Skip), headLine(err.Error())
+				t.addStep(st)
+				return bisect.Counts{}, "does not build: " + headLine(err.Error()), nil
+			}
+			return bisect.Counts{}, "", fmt.Errorf("build %s: %w", label, err)
+		}
+		t.builds[id] = br
+		t.sigs[id] = imageSignature(br)
+		if err := os.MkdirAll(t.stepDir(id), 0o755); err != nil {
+			return bisect.Counts{}, "", err
+		}
+		if err := results.CopyFile(br.BzImage, kernel); err != nil {
+			return bisect.Counts{}, "", fmt.Errorf("keep %s's kernel: %w", label, err)
+		}
+	} else {
+		t.spec.Progress("bisect: %s: the crash is flaky: %d more runs", label, n)
 	}
-	if err := results.CopyFile(br.BzImage, kernel); err != nil {
-		return bisect.Counts{}, "", fmt.Errorf("keep %s's kernel: %w", label, err)
-	}
+	t.ran[id] = first + n
 	spec := t.spec.Run
 	closeSym := spec.UseBuild(br)
 	defer closeSym()
@@ -368,14 +382,14 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 		default:
 			c.Add(bisect.Clean)
 		}
-		t.spec.Progress("bisect: %s: run %d/%d: %d crashing, %d clean, %d other, %d infra", label, c.Runs, n, c.Bad, c.Good, c.Other, c.Infra)
+		t.spec.Progress("bisect: %s: run %d/%d: %d crashing, %d clean, %d other, %d infra", label, first+c.Runs, first+n, c.Bad, c.Good, c.Other, c.Infra)
 	}
 	specs := func(from, to int) []Spec {
 		var out []Spec
 		for i := from; i < to; i++ {
 			for _, s := range t.spec.Suites {
 				rs := spec
-				rs.Suite, rs.Out, rs.Label, rs.Progress = s, t.stepDir(id), fmt.Sprintf("run%02d-%s", i, s.Name), nil
+				rs.Suite, rs.Out, rs.Label, rs.Progress = s, t.stepDir(id), fmt.Sprintf("run%02d-%s", first+i, s.Name), nil
 				out = append(out, rs)
 			}
 		}
@@ -420,7 +434,7 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	// The bad end's first run names the crash when none was given: run it
 	// alone first.
 	start := 0
-	if t.target == nil && t.spec.Crash == "" && !t.spec.AnyCrash {
+	if t.target == nil && t.spec.Crash == "" && !t.spec.AnyCrash && first == 0 {
 		runBatch(0, 1)
 		start = 1
 	}
@@ -467,9 +481,23 @@ func (t *bisectTester) classify(crashes []results.Crash) bisect.Outcome {
 	return bisect.Other
 }
 
+// addStep records a step; a step tested again (more runs) adds its
+// counts and crash titles to its first record.
 func (t *bisectTester) addStep(st results.BisectStep) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for i := range t.steps {
+		if p := &t.steps[i]; p.ID == st.ID {
+			p.Bad, p.Good, p.Other, p.Infra = p.Bad+st.Bad, p.Good+st.Good, p.Other+st.Other, p.Infra+st.Infra
+			for _, c := range st.Crashes {
+				if !slices.Contains(p.Crashes, c) {
+					p.Crashes = append(p.Crashes, c)
+				}
+			}
+			p.Verdict, p.Reason = st.Verdict, st.Reason
+			return
+		}
+	}
 	t.steps = append(t.steps, st)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -33,6 +34,10 @@ type bisectFake struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
 	built   []int
+	// crashAt, when set, replaces rate: a step at or after the culprit
+	// crashes on exactly these of its runs (counted from 0 per step).
+	crashAt map[int]bool
+	runsOf  map[int]int
 }
 
 func (f *bisectFake) CheckApply(context.Context, build.Request) error { return nil }
@@ -53,6 +58,16 @@ func (f *bisectFake) Run(_ context.Context, spec Spec) (*results.Result, string,
 	k, _ := strconv.Atoi(string(data))
 	f.mu.Lock()
 	roll := f.rng.Float64()
+	if f.crashAt != nil {
+		if f.runsOf == nil {
+			f.runsOf = map[int]int{}
+		}
+		roll = 1
+		if f.crashAt[f.runsOf[k]] {
+			roll = 0
+		}
+		f.runsOf[k]++
+	}
 	f.mu.Unlock()
 	switch {
 	case f.other[k]:
@@ -81,6 +96,7 @@ func TestBisectSeriesFake(t *testing.T) {
 		rate          float64
 		other         map[int]bool
 		noBuild       map[int]bool
+		crashAt       map[int]bool
 		runs          int
 		want          string // culprit index, "" for inconclusive
 		wantCrash     string
@@ -92,9 +108,10 @@ func TestBisectSeriesFake(t *testing.T) {
 		{name: "no-build step skipped", n: 8, culprit: 6, rate: 1, runs: 2, noBuild: map[int]bool{4: true}, want: "6", wantReliable: true},
 		{name: "culprit does not build", n: 4, culprit: 3, rate: 1, runs: 2, noBuild: map[int]bool{3: true}, want: "", wantCandidate: "patch 3/4"},
 		{name: "flaky", n: 6, culprit: 4, rate: 0.5, runs: 10, want: "4"},
+		{name: "rare flaky", n: 6, culprit: 4, rate: 1, crashAt: map[int]bool{5: true, 12: true, 15: true, 19: true}, runs: 10, want: "4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &bisectFake{dir: t.TempDir(), culprit: tc.culprit, rate: tc.rate, other: tc.other, noBuild: tc.noBuild, rng: rand.New(rand.NewSource(3))}
+			f := &bisectFake{dir: t.TempDir(), culprit: tc.culprit, rate: tc.rate, other: tc.other, noBuild: tc.noBuild, rng: rand.New(rand.NewSource(3)), crashAt: tc.crashAt}
 			res, dir, err := Bisect(context.Background(), BisectSpec{
 				Build:  build.Request{Source: "/nonexistent/linux", Series: bisectSeries(t, tc.n)},
 				Suites: []*suites.Suite{suite}, Runs: tc.runs, Jobs: 2, Out: t.TempDir(), Executor: f,
@@ -130,7 +147,39 @@ func TestBisectSeriesFake(t *testing.T) {
 					t.Errorf("a step with only an unrelated crash was judged bad: %+v", st)
 				}
 			}
-			if tc.name == "flaky" && (!res.Flaky || res.Confidence <= 0 || res.Confidence >= 1 || res.CrashRate >= 1) {
+			// One record per step, even for a step that got more runs
+			// once the crash was seen to be flaky; the counts add up.
+			ids, sum := map[string]bool{}, 0
+			for _, st := range res.Steps {
+				if ids[st.ID] {
+					t.Errorf("step %s recorded twice: %+v", st.ID, res.Steps)
+				}
+				ids[st.ID] = true
+				sum += st.Bad + st.Good + st.Other + st.Infra
+			}
+			if sum != res.Runs {
+				t.Errorf("steps count %d runs, the result %d", sum, res.Runs)
+			}
+			if tc.crashAt != nil {
+				// Once in the bad end's first ten runs: ten more, four in
+				// twenty, bad; every later step runs twenty times; one
+				// build per step.
+				if st := res.Steps[0]; st.Bad != 4 || st.Good != 16 || st.Verdict != "bad" {
+					t.Errorf("bad end: %+v, want bad on 4 of 20 runs", st)
+				}
+				if len(f.built) != len(res.Steps) || res.Builds != len(res.Steps) {
+					t.Errorf("builds %v (result %d) for %d steps", f.built, res.Builds, len(res.Steps))
+				}
+				for _, st := range res.Steps {
+					if n := st.Bad + st.Good + st.Other + st.Infra; n != 20 {
+						t.Errorf("step %s: %d runs, want 20", st.ID, n)
+					}
+				}
+				if want := 1 - math.Pow(0.8, 20); res.CrashRate != 0.2 || res.Confidence < want*want*want-1e-9 || !res.Reliable {
+					t.Errorf("rate %v confidence %v reliable %v", res.CrashRate, res.Confidence, res.Reliable)
+				}
+			}
+			if strings.Contains(tc.name, "flaky") && (!res.Flaky || res.Confidence <= 0 || res.Confidence >= 1 || res.CrashRate >= 1) {
 				t.Errorf("flaky: flaky %v rate %v confidence %v", res.Flaky, res.CrashRate, res.Confidence)
 			}
 			var onDisk results.BisectResult

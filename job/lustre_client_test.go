@@ -116,6 +116,7 @@ func clientSeriesTest(t *testing.T, snap string, spec SeriesSpec, command string
 		t.Error("the summary does not say the series targets the client tree")
 	}
 	if res.Base == nil || res.Base.Verdict != results.VerdictPass {
+		logFailedTests(t, res.Base)
 		t.Fatalf("base: %+v", res.Base)
 	}
 	for key, st := range res.Base.Tests {
@@ -298,5 +299,36 @@ func TestInstallClient(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(out, sourceRootFile)); string(data) != "/cache/client/tree\n" {
 		t.Errorf("%s: %q", sourceRootFile, data)
+	}
+}
+
+// logFailedTests logs what each failed test of a step printed, so that a
+// failure seen only in CI says why (e.g. which LustreError line
+// no-lustre-errors found).
+func logFailedTests(t *testing.T, st *results.Step) {
+	t.Helper()
+	if st == nil {
+		return
+	}
+	for _, dir := range st.Runs {
+		r, err := results.ReadResult(dir)
+		if err != nil {
+			t.Logf("%s: %v", dir, err)
+			continue
+		}
+		for _, tt := range r.Tests {
+			if !tt.Status.Failed() || tt.Output == "" {
+				continue
+			}
+			out, err := os.ReadFile(filepath.Join(dir, tt.Output))
+			if err != nil {
+				t.Logf("%s/%s: %v", r.Suite, tt.Name, err)
+				continue
+			}
+			if len(out) > 4096 {
+				out = out[len(out)-4096:]
+			}
+			t.Logf("%s/%s %s (exit %d), its output:\n%s", r.Suite, tt.Name, tt.Status, tt.ExitCode, out)
+		}
 	}
 }

@@ -291,6 +291,33 @@ func TestBisectSeedRepo(t *testing.T) {
 	}
 }
 
+// TestBisectSeedRepoFlaky bisects the flaky branch, whose culprit crashes
+// on about 3 boots in 10: the default run counts (10 per step, 20 once the
+// crash is seen to be flaky) find it, the result says the crash is flaky,
+// gives the observed crash rate and a confidence figure, and calls the
+// answer reliable (>= 0.66).
+func TestBisectSeedRepoFlaky(t *testing.T) {
+	r, root := slowSeedRepo(t)
+	suite, err := suites.Load(filepath.Join(root, "examples", "seedfs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, dir, err := Bisect(context.Background(), BisectSpec{
+		Build: build.Request{Source: r.Dir, Configs: DemoConfigs(root)},
+		Good:  r.Base, Bad: r.Flaky[3],
+		Suites: []*suites.Suite{suite}, Jobs: 2, Out: t.TempDir(),
+		Run:      Spec{BootTimeout: 5 * time.Minute},
+		Progress: func(f string, a ...any) { t.Logf(f, a...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeedBisect(t, res, dir, bisect.BuildBound(4, false), func(c *results.Culprit) bool { return c.ID == r.Flaky[2] })
+	if !res.Flaky || res.CrashRate <= 0.05 || res.CrashRate >= 0.8 || res.Confidence < 0.66 || res.Confidence >= 1 {
+		t.Errorf("flaky %v, crash rate %.2f, confidence %.3f: want flaky, a rate near 0.3, a confidence in [0.66, 1)", res.Flaky, res.CrashRate, res.Confidence)
+	}
+}
+
 // TestNightlySeedRepo runs three nights on the seed repository: before
 // the bug (patch 2), with it (patch 4: the crash is new and bisected to
 // commit 3), after the fix (the crash is fixed).

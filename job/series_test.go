@@ -19,7 +19,8 @@ const linuxSource = "/usr/src/linux-source-6.1.tar.xz"
 // TestSeriesDemo is the README's demonstration, for real: Debian's
 // linux-source-6.1 with the lockdep preset, and examples/seed-series, whose
 // third of four patches takes a spinlock where it should release it. Each
-// patch is built, booted and run with the seedfs suite; the first two pass,
+// patch is built, booted and run with the seedfs suite; the base (no seedfs
+// yet) fails the suite's mount and says so, the first two patches pass,
 // the third is named as the first bad patch with a new lockdep report, and
 // the fourth, harmless itself, still carries the bug.
 func TestSeriesDemo(t *testing.T) {
@@ -49,8 +50,13 @@ func TestSeriesDemo(t *testing.T) {
 	var table bytes.Buffer
 	results.SeriesSummary(&table, res, dir)
 	t.Logf("\n%s", table.String())
-	if res.Base == nil || res.Base.Verdict != results.VerdictPass {
-		t.Fatalf("base: %+v", res.Base)
+	// The base has no seedfs (patch 1 adds it): the tests that need the
+	// filesystem fail there and the base says so, without a crash; the
+	// tests that pass there (stat-root, lookup-missing, ls-l on an empty
+	// mount point) are the ones a patch could regress.
+	if res.Base == nil || res.Base.Verdict != results.VerdictFail || len(res.Base.Crashes) != 0 ||
+		res.Base.Tests["seedfs/mount"] != results.StatusFail || res.Base.Tests["seedfs/stat-root"] != results.StatusPass {
+		t.Fatalf("base: %+v, want fail (no seedfs before patch 1: seedfs/mount fails), no crash", res.Base)
 	}
 	if len(res.Patches) != 4 {
 		t.Fatalf("want a verdict per patch (4), got %d", len(res.Patches))

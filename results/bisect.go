@@ -117,7 +117,11 @@ func BisectSummary(w io.Writer, r *BisectResult, dir string) {
 	if !r.Reliable {
 		rel = "UNRELIABLE"
 	}
-	fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, confidence %.2f (%s)\n", r.Builds, r.Runs, r.CrashRate, r.Confidence, rel)
+	if r.Culprit == nil {
+		fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, no culprit\n", r.Builds, r.Runs, r.CrashRate)
+	} else {
+		fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, confidence %.2f (%s)\n", r.Builds, r.Runs, r.CrashRate, r.Confidence, rel)
+	}
 	fmt.Fprintf(w, "\nstatus   %s", strings.ToUpper(string(r.Status)))
 	if r.Reason != "" {
 		fmt.Fprintf(w, ": %s", r.Reason)

@@ -41,6 +41,11 @@ type Series struct {
 	Base        *Step        `json:"base"`
 	Patches     []*PatchStep `json:"patches"`
 	FirstBad    *FirstBad    `json:"first_bad"`
+	// Target, Kernel and Client as in results.SeriesResult: the tree the
+	// series applies to, the distribution kernel booted, the client tree.
+	Target string `json:"target,omitempty"`
+	Kernel string `json:"kernel,omitempty"`
+	Client string `json:"client,omitempty"`
 }
 
 // Step is one built and tested kernel of a series (job.Step).

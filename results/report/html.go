@@ -122,8 +122,10 @@ a { color: #0969da; }
 <h1>kregress {{.M.Kind}} report</h1>
 <p><span class="verdict {{verdictClass .M.Status}}">{{upper .M.Status}}</span> {{.M.Headline}}</p>
 <dl class="facts">
-{{- if .M.Tree}}<dt>tree</dt><dd>{{.M.Tree}}{{if .M.Base}} @ {{.M.Base}}{{end}}</dd>{{end}}
-{{- if .M.Series}}<dt>series</dt><dd>{{.M.Series}}</dd>{{end}}
+{{- if .M.Tree}}<dt>{{if .M.Client}}kernel tree{{else}}tree{{end}}</dt><dd>{{.M.Tree}}{{if .M.Base}} @ {{.M.Base}}{{end}}</dd>{{end}}
+{{- if .M.Kernel}}<dt>kernel</dt><dd>{{.M.Kernel}}</dd>{{end}}
+{{- if .M.Client}}<dt>client tree</dt><dd>{{.M.Client}}</dd>{{end}}
+{{- if .M.Series}}<dt>series</dt><dd>{{.M.Series}}{{if eq .M.Target "client"}} (applied to the client tree){{else if .M.Client}} (applied to the kernel tree){{end}}</dd>{{end}}
 {{- if .M.Configs}}<dt>configs</dt><dd>{{join .M.Configs ", "}}</dd>{{end}}
 <dt>suites</dt><dd>{{join .M.Suites ", "}}</dd>
 <dt>started</dt><dd>{{.M.Started.UTC.Format "2006-01-02 15:04:05 UTC"}}</dd>
@@ -149,7 +151,7 @@ a { color: #0969da; }
 <table>
 <tr>{{if eq .M.Kind "series"}}<th>step</th>{{end}}<th>suite</th><th>test</th><th>status</th><th>time</th><th>message</th></tr>
 {{- range $shown}}
-<tr>{{if eq $.M.Kind "series"}}<td class="mono">{{.Step.Label}}</td>{{end}}<td>{{.Suite}}</td><td class="mono">{{.Name}}</td><td><span class="{{verdictClass .Status}}">{{.Status}}</span></td><td class="mono">{{printf "%.2f s" .Seconds}}</td><td>{{.Message}}</td></tr>
+<tr>{{if eq $.M.Kind "series"}}<td class="mono">{{.Step.Label}}</td>{{end}}<td>{{.Suite}}</td>{{if .Names}}<td>{{len .Names}} tests<br><span class="mono muted">{{join .Names ", "}}</span></td>{{else}}<td class="mono">{{.Name}}</td>{{end}}<td><span class="{{verdictClass .Status}}">{{.Status}}</span></td><td class="mono">{{if not .Names}}{{printf "%.2f s" .Seconds}}{{end}}</td><td>{{.Message}}</td></tr>
 {{- end}}
 </table>
 {{- else}}
@@ -190,10 +192,12 @@ a { color: #0969da; }
 </html>
 `))
 
-// stepTest is a test with the step it ran at.
+// stepTest is a test with the step it ran at. Names, when set, are the
+// tests of one row standing for several skipped ones.
 type stepTest struct {
 	Test
-	Step *Step
+	Step  *Step
+	Names []string
 }
 
 // shownTests are the tests the page lists: every test of a single run;
@@ -205,7 +209,18 @@ func shownTests(m *Model) []stepTest {
 			if m.Kind == "series" && t.Status == "pass" {
 				continue
 			}
-			out = append(out, stepTest{t, st})
+			// Skipped tests after a crash all say the same ("not run:
+			// the VM had ended: ..."): one row for them.
+			if n := len(out); n > 0 && t.Status == "skip" {
+				if p := &out[n-1]; p.Step == st && p.Status == "skip" && p.Suite == t.Suite && p.Message == t.Message {
+					if p.Names == nil {
+						p.Names = []string{p.Name}
+					}
+					p.Names = append(p.Names, t.Name)
+					continue
+				}
+			}
+			out = append(out, stepTest{Test: t, Step: st})
 		}
 	}
 	return out

@@ -55,6 +55,10 @@ type Model struct {
 	Series  string
 	Configs []string
 	Suites  []string
+	// Target is the tree the series applies to ("client" or "kernel");
+	// Client is the Lustre client tree, Kernel the distribution kernel
+	// every step booted, when there are.
+	Target, Client, Kernel string
 	// Steps are the series' base and patches, or the single run.
 	Steps []*Step
 	// FirstBad is the first patch that is not pass (series only).
@@ -143,6 +147,10 @@ func Load(dir string, opt Options) (*Model, error) {
 	s := rd.Series
 	m.Kind, m.Status, m.Reason, m.Started, m.Wall = "series", s.Status, s.Reason, s.Started, s.WallSeconds
 	m.Tree, m.Base, m.Series, m.Configs, m.Suites = s.Source, s.BaseRef, s.Series, s.Configs, s.Suites
+	m.Target, m.Client, m.Kernel = s.Target, s.Client, s.Kernel
+	if m.Kernel != "" {
+		m.Tree = "" // no kernel tree was built: the kernel line says which one booted
+	}
 	mbox := opt.Mbox
 	if mbox == "" {
 		mbox = s.Series

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/mail"
 	"os"
@@ -284,5 +285,60 @@ func TestSourceLinks(t *testing.T) {
 	}
 	if strings.Contains(without.String(), "git.kernel.org") || !strings.Contains(without.String(), "drivers/tty/sysrq.c:158") {
 		t.Error("without a URL: a link, or no position")
+	}
+}
+
+// The tests a crash left unrun all say the same: the page gives them one
+// row per step and suite, naming them, and keeps every other row.
+func TestSkippedTestsFolded(t *testing.T) {
+	ended := "not run: the VM had ended: crash: possible deadlock in ll_splice_alias"
+	st := &Step{ID: "patch-03", Label: "patch 3/4", Tests: []Test{
+		{Suite: "lustre-sanity", Name: "stat-root", Status: "pass"},
+		{Suite: "lustre-sanity", Name: "ls-l", Status: "crash", Message: "the kernel crashed during the test"},
+		{Suite: "lustre-sanity", Name: "lookup-missing", Status: "skip", Message: ended},
+		{Suite: "lustre-sanity", Name: "readdir-walk", Status: "skip", Message: ended},
+		{Suite: "lustre-sanity", Name: "umount", Status: "skip", Message: ended},
+		{Suite: "lustre-lookup", Name: "first-stat-file", Status: "skip", Message: ended},
+		{Suite: "lustre-lookup", Name: "umount", Status: "skip", Message: "not run: no mount"},
+	}}
+	m := &Model{Kind: "series", Steps: []*Step{st}}
+	var rows []string
+	for _, r := range shownTests(m) {
+		rows = append(rows, fmt.Sprintf("%s/%s %s %v", r.Suite, r.Name, r.Status, r.Names))
+	}
+	want := []string{
+		"lustre-sanity/ls-l crash []",
+		"lustre-sanity/lookup-missing skip [lookup-missing readdir-walk umount]",
+		"lustre-lookup/first-stat-file skip []",
+		"lustre-lookup/umount skip []",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	var page bytes.Buffer
+	if err := HTML(&page, m, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), "3 tests<br><span class=\"mono muted\">lookup-missing, readdir-walk, umount</span>") {
+		t.Errorf("the page does not fold the three skipped tests into one row")
+	}
+}
+
+// A client series says which tree it was applied to and which kernel the
+// client was built against, not only the kernel tree.
+func TestClientSeriesHeader(t *testing.T) {
+	m := &Model{Kind: "series", Series: "llite.mbox", Target: "client", Client: "lustre-release.tar.xz", Kernel: "/boot/vmlinuz-6.1.0-56-amd64"}
+	var page bytes.Buffer
+	if err := HTML(&page, m, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"<dt>kernel</dt><dd>/boot/vmlinuz-6.1.0-56-amd64</dd>",
+		"<dt>client tree</dt><dd>lustre-release.tar.xz</dd>",
+		"<dd>llite.mbox (applied to the client tree)</dd>",
+	} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
