@@ -26,12 +26,7 @@ import (
 )
 
 // ModuleListPath is where in the guest the agent finds the ordered list of
-// kernel modules to load at boot, one guest path per line, each followed
-// by its parameters if any. When the list holds an empty line, the lines
-// before it are the NIC's drivers (Spec.NetModules): the agent loads them
-// concurrently, each after the modules it depends on (the modules.dep
-// beside them), and the lines after it one at a time, in order, once the
-// network is up.
+// kernel modules to load at boot, one guest path per line.
 const ModuleListPath = "/etc/kregress/modules"
 
 // Spec describes the contents of one initramfs.
@@ -48,13 +43,6 @@ type Spec struct {
 	// dependencies and loaded after them. Names that are built into the
 	// kernel (listed in modules.builtin) are skipped.
 	Modules []string
-	// NetModules name the drivers of the guest's NIC ("virtio_pci",
-	// "virtio_net"), resolved like Modules. They are loaded before all
-	// others and concurrently as far as their dependencies allow (with
-	// KernelRelease set: the agent needs the modules.dep it writes), since
-	// nothing in them waits for the network; every other module is loaded
-	// after them, once the network is up.
-	NetModules []string
 	// ExtraModules are host paths of out-of-tree .ko files, loaded after
 	// Modules, each after the modules its .modinfo says it depends on;
 	// in-kernel modules they depend on are resolved from ModulesDir.
@@ -177,20 +165,14 @@ func plan(spec Spec) ([]entry, error) {
 		guestDir = "/lib/modules/" + spec.KernelRelease
 	}
 	depLines := map[string][]string{} // guest file -> its dependencies' guest files (relative)
-	wanted := append(append(append([]string{}, spec.NetModules...), spec.Modules...), kernelDeps...)
+	wanted := append(append([]string{}, spec.Modules...), kernelDeps...)
 	if len(wanted) > 0 && spec.ModulesDir == "" {
 		return nil, fmt.Errorf("images: modules %v requested but no modules directory given", wanted)
 	}
-	netCount := 0 // the first netCount lines of loadOrder are the NIC's drivers
 	if spec.ModulesDir != "" && len(wanted) > 0 {
-		paths, ends, deps, err := resolveModulesWithDeps(spec.ModulesDir, wanted)
+		paths, deps, err := resolveModulesWithDeps(spec.ModulesDir, wanted)
 		if err != nil {
 			return nil, err
-		}
-		if n := len(spec.NetModules); n > 0 {
-			// Names are resolved in order, each after its
-			// dependencies: the NIC drivers' closure comes first.
-			netCount = ends[n-1]
 		}
 		for _, rel := range paths {
 			g := guestDir + "/" + filepath.Base(rel)
@@ -237,14 +219,7 @@ func plan(spec Spec) ([]entry, error) {
 			loadOrder[i] = g + " " + p
 		}
 	}
-	list := strings.Join(loadOrder, "\n") + "\n"
-	if netCount > 0 {
-		list = strings.Join(loadOrder[:netCount], "\n") + "\n\n" + strings.Join(loadOrder[netCount:], "\n")
-		if len(loadOrder) > netCount {
-			list += "\n"
-		}
-	}
-	es = append(es, entry{guest: ModuleListPath, data: []byte(list), mode: 0o644})
+	es = append(es, entry{guest: ModuleListPath, data: []byte(strings.Join(loadOrder, "\n") + "\n"), mode: 0o644})
 	for g, h := range spec.Files {
 		st, err := os.Stat(h)
 		if err != nil {

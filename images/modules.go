@@ -16,21 +16,20 @@ import (
 // once. A name that modules.builtin lists is built into the kernel and needs
 // no file. Dashes and underscores in names are equivalent, as for modprobe.
 func ResolveModules(modulesDir string, names []string) ([]string, error) {
-	order, _, _, err := resolveModulesWithDeps(modulesDir, names)
+	order, _, err := resolveModulesWithDeps(modulesDir, names)
 	return order, err
 }
 
 // resolveModulesWithDeps is ResolveModules that also returns each module's
-// direct dependencies, as modules.dep lists them, and for each name the
-// length of the order once it and its dependencies are in it.
-func resolveModulesWithDeps(modulesDir string, names []string) (order []string, ends []int, deps map[string][]string, err error) {
+// direct dependencies, as modules.dep lists them.
+func resolveModulesWithDeps(modulesDir string, names []string) ([]string, map[string][]string, error) {
 	depPath := filepath.Join(modulesDir, "modules.dep")
 	f, err := os.Open(depPath)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("images: resolve modules %v: %w", names, err)
+		return nil, nil, fmt.Errorf("images: resolve modules %v: %w", names, err)
 	}
 	defer f.Close()
-	deps = map[string][]string{}  // rel path -> deps (rel paths)
+	deps := map[string][]string{} // rel path -> deps (rel paths)
 	byName := map[string]string{} // module name -> rel path
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -44,7 +43,7 @@ func resolveModulesWithDeps(modulesDir string, names []string) (order []string, 
 		byName[moduleName(mod)] = mod
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("images: read %s: %w", depPath, err)
+		return nil, nil, fmt.Errorf("images: read %s: %w", depPath, err)
 	}
 	builtin := map[string]bool{}
 	if data, err := os.ReadFile(filepath.Join(modulesDir, "modules.builtin")); err == nil {
@@ -52,6 +51,7 @@ func resolveModulesWithDeps(modulesDir string, names []string) (order []string, 
 			builtin[moduleName(l)] = true
 		}
 	}
+	var order []string
 	seen := map[string]bool{}
 	var visit func(rel string, chain []string) error
 	visit = func(rel string, chain []string) error {
@@ -77,17 +77,15 @@ func resolveModulesWithDeps(modulesDir string, names []string) (order []string, 
 		rel, ok := byName[key]
 		if !ok {
 			if builtin[key] {
-				ends = append(ends, len(order))
 				continue
 			}
-			return nil, nil, nil, fmt.Errorf("images: module %q is neither in %s nor built in", n, depPath)
+			return nil, nil, fmt.Errorf("images: module %q is neither in %s nor built in", n, depPath)
 		}
 		if err := visit(rel, nil); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		ends = append(ends, len(order))
 	}
-	return order, ends, deps, nil
+	return order, deps, nil
 }
 
 // moduleName turns "kernel/drivers/net/virtio_net.ko.xz" into "virtio_net".

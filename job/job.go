@@ -192,8 +192,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	if modDir != "" {
 		img.ModulesDir = modDir
-		img.NetModules = netModules
-		img.Modules = append([]string{}, spec.Modules...)
+		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
 	} else if len(spec.Modules) > 0 {
 		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
 	}
