@@ -190,7 +190,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 		res.Reason += " (suspect: its kernel image is the same as its parent's)"
 	}
 	if !br.Reliable {
-		res.Reason += fmt.Sprintf(" (unreliable: confidence %.2f)", br.Confidence)
+		res.Reason += fmt.Sprintf(" (unreliable: confidence %.3f)", br.Confidence)
 	}
 	return res, dir.Path, nil
 }

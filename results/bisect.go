@@ -120,7 +120,7 @@ func BisectSummary(w io.Writer, r *BisectResult, dir string) {
 	if r.Culprit == nil {
 		fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, no culprit\n", r.Builds, r.Runs, r.CrashRate)
 	} else {
-		fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, confidence %.2f (%s)\n", r.Builds, r.Runs, r.CrashRate, r.Confidence, rel)
+		fmt.Fprintf(w, "builds %d, runs %d, crash rate %.2f, confidence %.3f (%s)\n", r.Builds, r.Runs, r.CrashRate, r.Confidence, rel)
 	}
 	fmt.Fprintf(w, "\nstatus   %s", strings.ToUpper(string(r.Status)))
 	if r.Reason != "" {
