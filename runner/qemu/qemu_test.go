@@ -112,6 +112,12 @@ func TestBootRunCommandsAndTimeout(t *testing.T) {
 	if err := inst.Get(ctx, "/proc/version", &got); err != nil || !strings.HasPrefix(got.String(), "Linux version") {
 		t.Errorf("Get /proc/version: %q, %v", got.String(), err)
 	}
+	// Orphans re-parented to the agent (PID 1) are reaped: three
+	// background sleeps whose shells are gone leave no zombie behind.
+	r, err = inst.Run(ctx, "for i in 1 2 3; do (sleep 0.2 &); done; sleep 1.5; grep -l 'State:.*zombie' /proc/[0-9]*/status | wc -l", nil, 20*time.Second)
+	if err != nil || strings.TrimSpace(string(r.Stdout)) != "0" {
+		t.Errorf("zombies left after orphans ended: %q %q %v", r.Stdout, r.Stderr, err)
+	}
 	// A command past its timeout is killed, and the guest still answers.
 	start := time.Now()
 	r, err = inst.Run(ctx, "sleep 600", nil, 2*time.Second)
