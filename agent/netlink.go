@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -136,11 +139,11 @@ func (r *rtnl) addDefaultRoute(ifindex int, gw netip.Addr) error {
 // through gw: what `ip link set up`, `ip addr add` and `ip route add
 // default via` would do.
 func configureNetwork(dev string, addr netip.Prefix, gw netip.Addr) error {
-	lo, err := net.InterfaceByName("lo")
+	lo, err := ifindex("/sys", "lo")
 	if err != nil {
 		return err
 	}
-	eth, err := net.InterfaceByName(dev)
+	eth, err := ifindex("/sys", dev)
 	if err != nil {
 		return err
 	}
@@ -149,14 +152,29 @@ func configureNetwork(dev string, addr netip.Prefix, gw netip.Addr) error {
 		return err
 	}
 	defer r.Close()
-	if err := r.linkUp(lo.Index); err != nil {
+	if err := r.linkUp(lo); err != nil {
 		return err
 	}
-	if err := r.linkUp(eth.Index); err != nil {
+	if err := r.linkUp(eth); err != nil {
 		return err
 	}
-	if err := r.addAddr(eth.Index, addr); err != nil {
+	if err := r.addAddr(eth, addr); err != nil {
 		return err
 	}
-	return r.addDefaultRoute(eth.Index, gw)
+	return r.addDefaultRoute(eth, gw)
+}
+
+// ifindex reads a network interface's index from sysfs (mounted at sys):
+// one small file, where net.InterfaceByName dumps every link and address
+// over netlink, on the path to the agent's ready line.
+func ifindex(sys, dev string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(sys, "class", "net", dev, "ifindex"))
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", dev, err)
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || i <= 0 {
+		return 0, fmt.Errorf("interface %s: ifindex %q", dev, data)
+	}
+	return i, nil
 }
