@@ -57,6 +57,32 @@ type SeriesResult struct {
 	Client string `json:"client,omitempty"`
 }
 
+// Steps returns the base (when it ran) and the tested patches, in order.
+func (r *SeriesResult) Steps() []*Step {
+	var out []*Step
+	if r.Base != nil {
+		out = append(out, r.Base)
+	}
+	for _, p := range r.Patches {
+		out = append(out, &p.Step)
+	}
+	return out
+}
+
+// Tip is the last tested patch's step, or the base when no patch ran.
+func (r *SeriesResult) Tip() *Step {
+	var tip *PatchVerdict
+	for _, p := range r.Patches {
+		if tip == nil || p.Index > tip.Index {
+			tip = p
+		}
+	}
+	if tip == nil {
+		return r.Base
+	}
+	return &tip.Step
+}
+
 // Step is one built and tested kernel: the base or a prefix of the series.
 type Step struct {
 	Verdict      Verdict           `json:"verdict"`

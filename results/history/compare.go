@@ -168,7 +168,7 @@ func SnapshotOf(rd *RunDir) *Snapshot {
 	}
 	s.Infra = tip.Verdict == "infra" || tip.Verdict == "no-boot" || tip.Verdict == "no-build" || tip.Verdict == "no-apply"
 	for k, v := range tip.Tests {
-		s.Tests[k] = v
+		s.Tests[k] = string(v)
 	}
 	for _, c := range tip.Crashes {
 		s.Crashes = append(s.Crashes, c.Crash)

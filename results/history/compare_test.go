@@ -1,10 +1,8 @@
 package history
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/kregress/kregress/results"
 )
@@ -58,36 +56,5 @@ func TestCompare(t *testing.T) {
 				t.Errorf("tests %v, want %v", gt, tt.wantTests)
 			}
 		})
-	}
-}
-
-// TestSeriesMatchesJob decodes what job.TestSeries writes (results.SeriesResult) into Series: the
-// two types must not drift apart.
-func TestSeriesMatchesJob(t *testing.T) {
-	c := results.Crash{Title: "possible deadlock in seedfs_find", Type: "LOCKDEP", StartLine: 3, EndLine: 9}
-	js := results.SeriesResult{Status: "regression", Reason: "r", Source: "src", BaseRef: "v6.1", Series: "s", Configs: []string{"lockdep"},
-		Suites: []string{"seedfs"}, Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), WallSeconds: 7,
-		Base: &results.Step{Verdict: "pass", BuildKey: "k0", Kernel: "/o/base/bzImage", Runs: []string{"/o/base/r"}, Tests: map[string]results.Status{"seedfs/mount": "pass"}, Crashes: []results.SeriesCrash{}},
-		Patches: []*results.PatchVerdict{{Index: 3, Subject: "seedfs: x", Step: results.Step{Verdict: "crash", BuildSeconds: 4, Incremental: true,
-			Crashes: []results.SeriesCrash{{Crash: c, Status: "new", Run: "/o/patch-03/r"}}}}},
-		FirstBad: &results.FirstBad{Index: 3, Subject: "seedfs: x", Verdict: "crash", Title: c.Title, Reproduce: "kregress run"},
-	}
-	data, _ := json.Marshal(js)
-	var s Series
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	back, _ := json.Marshal(s)
-	var m1, m2 map[string]any
-	json.Unmarshal(data, &m1)
-	json.Unmarshal(back, &m2)
-	// Every field Series has must come back as job wrote it; fields
-	// Series leaves out (compiled, warnings) are the only difference.
-	for _, st := range []map[string]any{m1["base"].(map[string]any), m1["patches"].([]any)[0].(map[string]any)} {
-		delete(st, "compiled")
-		delete(st, "warnings")
-	}
-	if !reflect.DeepEqual(m1, m2) {
-		t.Errorf("results.SeriesResult and history.Series differ:\njob     %s\nhistory %s", data, back)
 	}
 }

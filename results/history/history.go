@@ -400,18 +400,18 @@ func (w *writer) runDir(job string, rd *RunDir) error {
 	}
 	steps := []struct {
 		name string
-		st   *Step
+		st   *results.Step
 	}{}
 	if s.Base != nil {
 		steps = append(steps, struct {
 			name string
-			st   *Step
+			st   *results.Step
 		}{"base", s.Base})
 	}
 	for _, p := range s.Patches {
 		steps = append(steps, struct {
 			name string
-			st   *Step
+			st   *results.Step
 		}{fmt.Sprintf("patch %d", p.Index), &p.Step})
 	}
 	for i, x := range steps {

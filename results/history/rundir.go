@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/kregress/kregress/results"
 )
@@ -18,71 +17,10 @@ type RunDir struct {
 	// Run is a single run's result.json.
 	Run *results.Result
 	// Series is a series directory's result.json.
-	Series *Series
+	Series *results.SeriesResult
 	// Steps are the run directories of the series' steps, keyed by
 	// their path as the series' result.json names it.
 	Steps map[string]*results.Result
-}
-
-// Series is the on-disk form of a series directory's result.json, as
-// job.TestSeries writes it (job.SeriesResult); only the fields the record
-// and the reports read. A test in this package decodes a job.SeriesResult
-// into it, so the two cannot drift apart silently.
-type Series struct {
-	Status      string       `json:"status"`
-	Reason      string       `json:"reason,omitempty"`
-	Source      string       `json:"source"`
-	BaseRef     string       `json:"base_ref,omitempty"`
-	Series      string       `json:"series"`
-	Configs     []string     `json:"configs"`
-	Suites      []string     `json:"suites"`
-	Started     time.Time    `json:"started"`
-	WallSeconds float64      `json:"wall_seconds"`
-	Base        *Step        `json:"base"`
-	Patches     []*PatchStep `json:"patches"`
-	FirstBad    *FirstBad    `json:"first_bad"`
-	// Target, Kernel and Client as in results.SeriesResult: the tree the
-	// series applies to, the distribution kernel booted, the client tree.
-	Target string `json:"target,omitempty"`
-	Kernel string `json:"kernel,omitempty"`
-	Client string `json:"client,omitempty"`
-}
-
-// Step is one built and tested kernel of a series (job.Step).
-type Step struct {
-	Verdict      string            `json:"verdict"`
-	Message      string            `json:"message,omitempty"`
-	BuildKey     string            `json:"build_key,omitempty"`
-	BuildSeconds float64           `json:"build_seconds"`
-	Incremental  bool              `json:"incremental"`
-	Kernel       string            `json:"kernel,omitempty"`
-	Runs         []string          `json:"runs,omitempty"`
-	Tests        map[string]string `json:"tests,omitempty"`
-	Crashes      []StepCrash       `json:"crashes"`
-}
-
-// PatchStep is the step that ends with a patch (job.PatchVerdict).
-type PatchStep struct {
-	Index   int    `json:"index"`
-	Subject string `json:"subject"`
-	Step
-}
-
-// StepCrash is a crash seen at a step (job.SeriesCrash): new, or
-// pre-existing when the base shows it too.
-type StepCrash struct {
-	results.Crash
-	Status string `json:"status"`
-	Run    string `json:"run"`
-}
-
-// FirstBad names the first patch whose verdict is not pass (job.FirstBad).
-type FirstBad struct {
-	Index     int    `json:"index"`
-	Subject   string `json:"subject"`
-	Verdict   string `json:"verdict"`
-	Title     string `json:"title,omitempty"`
-	Reproduce string `json:"reproduce"`
 }
 
 // Load reads the run directory dir: a single run or a series.
@@ -104,7 +42,7 @@ func Load(dir string) (*RunDir, error) {
 		rd.Run = r
 		return rd, nil
 	}
-	var s Series
+	var s results.SeriesResult
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("history: %s: %w", filepath.Join(dir, "result.json"), err)
 	}
@@ -134,30 +72,4 @@ func (rd *RunDir) Resolve(p string) string {
 	// two elements.
 	step := filepath.Base(filepath.Dir(p))
 	return filepath.Join(rd.Path, step, filepath.Base(p))
-}
-
-// Steps returns the base (when it ran) and the tested patches, in order.
-func (s *Series) Steps() []*Step {
-	var out []*Step
-	if s.Base != nil {
-		out = append(out, s.Base)
-	}
-	for _, p := range s.Patches {
-		out = append(out, &p.Step)
-	}
-	return out
-}
-
-// Tip is the last tested patch's step, or the base when no patch ran.
-func (s *Series) Tip() *Step {
-	if len(s.Patches) > 0 {
-		var tip *PatchStep
-		for _, p := range s.Patches {
-			if tip == nil || p.Index > tip.Index {
-				tip = p
-			}
-		}
-		return &tip.Step
-	}
-	return s.Base
 }

@@ -145,7 +145,7 @@ func Load(dir string, opt Options) (*Model, error) {
 		return m, nil
 	}
 	s := rd.Series
-	m.Kind, m.Status, m.Reason, m.Started, m.Wall = "series", s.Status, s.Reason, s.Started, s.WallSeconds
+	m.Kind, m.Status, m.Reason, m.Started, m.Wall = "series", string(s.Status), s.Reason, s.Started, s.WallSeconds
 	m.Tree, m.Base, m.Series, m.Configs, m.Suites = s.Source, s.BaseRef, s.Series, s.Configs, s.Suites
 	m.Target, m.Client, m.Kernel = s.Target, s.Client, s.Kernel
 	if m.Kernel != "" {
@@ -160,8 +160,8 @@ func Load(dir string, opt Options) (*Model, error) {
 	for _, p := range s.Patches {
 		total = max(total, p.Index)
 	}
-	add := func(id, label string, index int, subject string, st *history.Step) {
-		step := &Step{ID: id, Label: label, Index: index, Subject: subject, Verdict: st.Verdict, Message: st.Message,
+	add := func(id, label string, index int, subject string, st *results.Step) {
+		step := &Step{ID: id, Label: label, Index: index, Subject: subject, Verdict: string(st.Verdict), Message: st.Message,
 			BuildKey: st.BuildKey, BuildSeconds: st.BuildSeconds, Incremental: st.Incremental, Kernel: st.Kernel}
 		if index > 0 && index <= len(patches) {
 			step.Patch = &patches[index-1]
@@ -177,7 +177,7 @@ func Load(dir string, opt Options) (*Model, error) {
 		for _, c := range step.Crashes {
 			for _, sc := range st.Crashes {
 				if sc.Title == c.Title && sc.StartLine == c.StartLine {
-					c.Status = sc.Status
+					c.Status = string(sc.Status)
 				}
 			}
 		}
