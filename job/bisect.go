@@ -78,7 +78,7 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 	for _, s := range spec.Suites {
 		res.Suites = append(res.Suites, s.Name)
 	}
-	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}, ran: map[string]int{}}
+	t := &bisectTester{spec: spec, res: res, labels: map[string]string{}, builds: map[string]*build.Result{}, sigs: map[string]string{}}
 	var patches []build.Patch
 	gitMode := spec.Good != "" || spec.Bad != ""
 	if gitMode {
@@ -216,10 +216,6 @@ type bisectTester struct {
 	// steps share one build folder and each build after the first is
 	// incremental.
 	base string
-	// ran is how many runs each step has had: a second Test of a step
-	// (more runs for a flaky crash) reuses its build and numbers its runs
-	// on from there.
-	ran map[string]int
 }
 
 func (t *bisectTester) stepDir(id string) string {
@@ -318,8 +314,10 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	// Steps share one build folder, which the next build (of this or
 	// another kregress) rewrites: the runs boot the step's own copy.
 	kernel := filepath.Join(t.stepDir(id), "bzImage")
-	br, first := t.builds[id], t.ran[id]
-	if first == 0 {
+	// A step tested again (more runs for a flaky crash) reuses its build
+	// and numbers its runs on from those it had.
+	br, first := t.builds[id], t.runsOf(id)
+	if br == nil {
 		t.spec.Progress("bisect: %s: build", label)
 		var err error
 		br, err = t.spec.Executor.Build(ctx, t.request(ctx, id))
@@ -343,7 +341,6 @@ func (t *bisectTester) Test(ctx context.Context, id string, n int) (bisect.Count
 	} else {
 		t.spec.Progress("bisect: %s: the crash is flaky: %d more runs", label, n)
 	}
-	t.ran[id] = first + n
 	spec := t.spec.Run
 	closeSym := spec.UseBuild(br)
 	defer closeSym()
@@ -479,6 +476,18 @@ func (t *bisectTester) classify(crashes []results.Crash) bisect.Outcome {
 		}
 	}
 	return bisect.Other
+}
+
+// runsOf is how many runs step id has had so far (its record's counts).
+func (t *bisectTester) runsOf(id string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.steps {
+		if p.ID == id {
+			return p.Bad + p.Good + p.Other + p.Infra
+		}
+	}
+	return 0
 }
 
 // addStep records a step; a step tested again (more runs) adds its
