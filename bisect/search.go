@@ -105,8 +105,7 @@ func (s *session) test(ctx context.Context, id string) (Verdict, error) {
 		// The crash showed up, but too rarely for the step to be bad
 		// (one crash in ten runs): it is flaky. Give the step the runs a
 		// flaky crash gets and judge all of them.
-		s.flaky = true
-		s.runs = max(s.runs, FlakyRuns)
+		s.seenFlaky()
 		more, skip, merr := s.t.Test(ctx, id, FlakyRuns-n)
 		if merr != nil {
 			return Skip, merr
@@ -128,11 +127,8 @@ func (s *session) test(ctx context.Context, id string) (Verdict, error) {
 	switch v {
 	case Bad:
 		s.conf.ObserveBad(c)
-		if IsFlaky(c) && !s.flaky {
-			s.flaky = true
-			if s.runs < FlakyRuns {
-				s.runs = FlakyRuns
-			}
+		if IsFlaky(c) {
+			s.seenFlaky()
 		}
 	case Good:
 		s.conf.ObserveGood(c)
@@ -141,6 +137,13 @@ func (s *session) test(ctx context.Context, id string) (Verdict, error) {
 	}
 	s.res.Steps = append(s.res.Steps, st)
 	return v, nil
+}
+
+// seenFlaky records that the crash is flaky: every step from now on gets
+// at least FlakyRuns runs, and good ones need more clean runs.
+func (s *session) seenFlaky() {
+	s.flaky = true
+	s.runs = max(s.runs, FlakyRuns)
 }
 
 func (s *session) finish() *Result {
