@@ -92,16 +92,11 @@ func Bisect(ctx context.Context, spec BisectSpec) (*results.BisectResult, string
 			return nil, "", &build.InputError{Err: fmt.Errorf("%s is not a git tree: a commit range needs one", spec.Build.Source)}
 		}
 		res.Mode, res.Good, res.Bad = "git", spec.Good, spec.Bad
-		out, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.Good+"^{commit}").Output()
-		if err != nil {
+		if t.base = revParse(ctx, spec.Build.Source, spec.Good); t.base == "" {
 			return nil, "", &build.InputError{Err: fmt.Errorf("--good %s is not a commit in %s", spec.Good, spec.Build.Source)}
 		}
-		t.base = strings.TrimSpace(string(out))
-		if spec.BuildBase != "" {
-			if b, err := proc.Command(ctx, "git", "-C", spec.Build.Source, "rev-parse", "--verify", "--quiet", spec.BuildBase+"^{commit}").Output(); err == nil &&
-				proc.Command(ctx, "git", "-C", spec.Build.Source, "merge-base", "--is-ancestor", strings.TrimSpace(string(b)), t.base).Run() == nil {
-				t.base = strings.TrimSpace(string(b))
-			}
+		if b := revParse(ctx, spec.Build.Source, spec.BuildBase); b != "" && isAncestor(ctx, spec.Build.Source, b, t.base) {
+			t.base = b
 		}
 	} else {
 		if spec.Build.Series == "" {

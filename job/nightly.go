@@ -234,7 +234,7 @@ func Nightly(ctx context.Context, spec NightlySpec) (*NightlyResult, string, err
 		anchor = prev.BuildBase
 	}
 	if base := revParse(ctx, j.Source, anchor); base != "" && base != commit &&
-		proc.Command(ctx, "git", "-C", j.Source, "merge-base", "--is-ancestor", base, commit).Run() == nil {
+		isAncestor(ctx, j.Source, base, commit) {
 		if p, ok := rangePatch(ctx, j.Source, base, commit); ok {
 			req.Base, res.BuildBase = base, base
 			if p != nil {
@@ -368,11 +368,11 @@ func updateTree(ctx context.Context, j *NightlyJob) (string, error) {
 		}
 		ref = "FETCH_HEAD"
 	}
-	out, err := proc.Command(ctx, "git", "-C", j.Source, "rev-parse", "--verify", "--quiet", ref+"^{commit}").Output()
-	if err != nil {
+	commit := revParse(ctx, j.Source, ref)
+	if commit == "" {
 		return "", &build.InputError{Err: fmt.Errorf("nightly %s: %q is not a commit in %s", j.Name, ref, j.Source)}
 	}
-	return strings.TrimSpace(string(out)), nil
+	return commit, nil
 }
 
 // revParse is ref's commit in repo, "" when ref is "" or not a commit.
@@ -385,6 +385,12 @@ func revParse(ctx context.Context, repo, ref string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// isAncestor reports whether commit a is an ancestor of commit b in repo
+// (or b itself).
+func isAncestor(ctx context.Context, repo, a, b string) bool {
+	return proc.Command(ctx, "git", "-C", repo, "merge-base", "--is-ancestor", a, b).Run() == nil
 }
 
 func commitSubject(repo, commit string) string {
