@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func debianModules(t *testing.T) (kernel, modDir string) {
@@ -93,7 +95,7 @@ func TestBuildIsCachedAndReadableByCpio(t *testing.T) {
 	if err != nil || p2 != p1 {
 		t.Fatalf("second build: %s, %v (first %s)", p2, err, p1)
 	}
-	if st2, _ := os.Stat(p2); !st2.ModTime().Equal(st1.ModTime()) {
+	if st2, _ := os.Stat(p2); !os.SameFile(st1, st2) {
 		t.Error("second build rewrote the cached archive")
 	}
 	// Any input change gives another archive.
@@ -102,7 +104,7 @@ func TestBuildIsCachedAndReadableByCpio(t *testing.T) {
 		t.Error("changed input, same archive")
 	}
 	// GNU cpio, an independent reader, lists what we packed.
-	out, err := exec.Command("sh", "-c", "gzip -dc "+p1+" | cpio -itv").CombinedOutput()
+	out, err := exec.Command("sh", "-c", "cpio -itv < "+p1).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cpio: %v\n%s", err, out)
 	}
@@ -157,5 +159,39 @@ func TestExtraModulesOrderedByModinfo(t *testing.T) {
 	}
 	if _, err := ModuleDepends("/etc/passwd"); err == nil {
 		t.Error("a non-module accepted")
+	}
+}
+
+// Prune removes the least recently used images beyond the budget, never
+// the one kept and never one used within the last hour; a reuse by Build
+// counts as a use.
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-3 * time.Hour)
+	mk := func(name string, size int, used time.Time) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, used, used)
+		return p
+	}
+	oldest := mk("initramfs-a.cpio.gz", 400, old.Add(-time.Hour))
+	older := mk("initramfs-b.cpio", 300, old)
+	kept := mk("initramfs-c.cpio", 300, old.Add(-2*time.Hour))
+	recent := mk("initramfs-d.cpio", 500, time.Now().Add(-time.Minute))
+	other := mk("vmlinux-x", 1000, old.Add(-5*time.Hour))
+	gone := Prune(dir, 900, kept)
+	if want := []string{oldest, older}; !reflect.DeepEqual(gone, want) {
+		t.Errorf("removed %q, want %q", gone, want)
+	}
+	for _, p := range []string{kept, recent, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed", p)
+		}
+	}
+	// Over budget, but what is left is kept or recent.
+	if gone := Prune(dir, 1, kept); len(gone) != 0 {
+		t.Errorf("removed %q", gone)
 	}
 }
