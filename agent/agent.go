@@ -1,8 +1,10 @@
 // Package agent is the kregress guest agent: the static binary that runs as
 // /init in the guest. As PID 1 it mounts proc, sys, dev and tmp, loads the
 // kernel modules the image lists, brings up the network that QEMU's user
-// networking expects, and serves SSH (golang.org/x/crypto/ssh) to the one
-// host key pair of this run: exec with exit status, stdout and stderr, signals,
+// networking expects when the machine has a NIC, and serves SSH
+// (golang.org/x/crypto/ssh) to the one host key pair of this run, on a
+// virtio-serial port (kregress.serial=) or on a TCP port of the NIC
+// (kregress.port=): exec with exit status, stdout and stderr, signals,
 // and file copy. Nothing else in the guest speaks to the host. The host
 // ends the guest by ending QEMU: nothing in a guest needs a clean shutdown
 // (the root is the initramfs, targets are tmpfs or the host's simulated
@@ -82,11 +84,15 @@ func Init() {
 			server <- served{srv, err}
 		}()
 	}
-	// Bring the network up as soon as its NIC exists, before the modules
-	// that need it (an LNet stack configures its interfaces at load).
+	// The NIC, when the machine has one, is brought up as soon as it
+	// exists, before the modules that need it (an LNet stack configures
+	// its interfaces at load). Without a serial port to serve on, SSH
+	// goes over the NIC.
+	serialPort := params[protocol.SerialParam]
+	nic := serialPort == "" || params[protocol.NICParam] == "1"
 	netUp := false
 	netReady := func() error {
-		if netUp {
+		if netUp || !nic {
 			return nil
 		}
 		if _, err := os.Stat("/sys/class/net/eth0"); err != nil {
@@ -98,7 +104,7 @@ func Init() {
 	if err := loadModules("/etc/kregress/modules", netReady, loadModule); err != nil {
 		fail(err)
 	}
-	if !netUp {
+	if nic && !netUp {
 		if err := setupNetwork(); err != nil {
 			fail(err)
 		}
@@ -108,21 +114,33 @@ func Init() {
 		runShellOnConsole()
 		return
 	}
-	port := params[protocol.PortParam]
-	if port == "" {
-		port = "22"
-	}
 	sv := <-server
 	if sv.err != nil {
 		fail(sv.err)
 	}
 	srv := sv.srv
+	if serialPort != "" {
+		dev, err := findSerialPort(serialPort)
+		if err != nil {
+			fail(err)
+		}
+		// One write: the host reads the key and starts at once.
+		fmt.Fprintf(console, "%s%s\n%s on virtio-serial port %s (%s)\n", protocol.HostKeyMarker, srv.Fingerprint(), protocol.ReadyMarker, serialPort, dev)
+		go reapOrphans()
+		if err := srv.ServePort(dev); err != nil {
+			fail(err)
+		}
+		return
+	}
+	port := params[protocol.PortParam]
+	if port == "" {
+		port = "22"
+	}
 	ln, err := net.Listen("tcp", ":"+port)
 	if err != nil {
 		fail(err)
 	}
-	fmt.Fprintf(console, "%s%s\n", protocol.HostKeyMarker, srv.Fingerprint())
-	fmt.Fprintf(console, "%s on port %s\n", protocol.ReadyMarker, port)
+	fmt.Fprintf(console, "%s%s\n%s on port %s\n", protocol.HostKeyMarker, srv.Fingerprint(), protocol.ReadyMarker, port)
 	go reapOrphans()
 	if err := srv.Serve(ln); err != nil {
 		fail(err)

@@ -90,9 +90,30 @@ type LustreSpec struct {
 	SourceRoot string
 }
 
-// netModules are the modules a distribution kernel keeps outside the image
-// that the guest needs for its network.
-var netModules = []string{"virtio_pci", "virtio_net"}
+// guestLink decides how the host reaches the guest agent and which modules
+// that takes, for a kernel whose module tree is modDir ("" when it has
+// none: everything it has is built in) and a suite that does or does not
+// need a network. The agent is reached over a virtio-serial port when the
+// kernel has virtio_console (as module or built in); then the guest gets a
+// NIC only when the suite needs one, and a suite without has no network at
+// all. Otherwise, and for a kernel without a module tree (nothing says
+// what is built in), over SSH on the NIC, as virtio_net.
+//
+// The serial port is also the faster way: no NIC driver to load and set
+// up, and no TCP/IP on either side of each command (runner/NOTES.md).
+func guestLink(modDir string, network bool) (modules []string, serial bool) {
+	if modDir == "" {
+		return nil, false
+	}
+	modules = []string{"virtio_pci"}
+	if _, err := images.ResolveModules(modDir, []string{"virtio_console"}); err == nil {
+		modules, serial = append(modules, "virtio_console"), true
+	}
+	if network || !serial {
+		modules = append(modules, "virtio_net")
+	}
+	return modules, serial
+}
 
 // Run performs the job and returns its result and run directory. The
 // error is non-nil only when no run directory could be made; everything
@@ -190,9 +211,10 @@ func (r *run) do(ctx context.Context) error {
 			modDir = filepath.Join("/lib/modules", rel)
 		}
 	}
+	linkModules, serial := guestLink(modDir, spec.Suite.Network)
 	if modDir != "" {
 		img.ModulesDir = modDir
-		img.Modules = append(append([]string{}, netModules...), spec.Modules...)
+		img.Modules = append(linkModules, spec.Modules...)
 	} else if len(spec.Modules) > 0 {
 		return fmt.Errorf("modules %v requested but kernel %s has no module tree", spec.Modules, rel)
 	}
@@ -221,6 +243,7 @@ func (r *run) do(ctx context.Context) error {
 		Backend: backend,
 		Kernel:  spec.Kernel, Initrd: initrd, Append: spec.Append, Accel: spec.Accel, Boot: spec.Boot,
 		MemoryMB: spec.MemoryMB, CPUs: spec.CPUs, Dir: r.dir.Path, Agent: true,
+		Serial: serial, Network: spec.Suite.Network,
 		BootTimeout: spec.BootTimeout, NoOutputTimeout: spec.NoOutputTimeout,
 		OnLine: spec.OnLine, StopOnCrash: true, CacheDir: spec.CacheDir,
 		Log: spec.Progress,

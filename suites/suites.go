@@ -12,6 +12,8 @@
 //	target: tmpfs          # tmpfs (a fresh tmpfs at Mount), lustre, or none
 //	lustre-tree: dirs=4,files=16  # target lustre: the namespace the simulated
 //	                       # server generates unless the user gives one
+//	network: true          # the guest gets a NIC (QEMU user networking, the
+//	                       # host is 10.0.2.2); default: only target lustre
 //	timeout: 30s           # default per-test timeout
 //	setup: mkdir -p x      # shell, run once before the tests
 //	teardown: rm -rf x     # shell, run once after them
@@ -72,10 +74,14 @@ type Suite struct {
 	// namespace the suite's tests expect from the simulated Lustre
 	// server; empty leaves the job's default.
 	LustreTree string
-	Timeout    time.Duration
-	Setup      string
-	Teardown   string
-	Tests      []Test
+	// Network says the tests reach the host through a NIC (the host is
+	// 10.0.2.2 under QEMU user networking). Target lustre implies it;
+	// without it the guest has no network at all.
+	Network  bool
+	Timeout  time.Duration
+	Setup    string
+	Teardown string
+	Tests    []Test
 	// File is where the suite came from ("builtin:smoke" for shipped ones).
 	File string
 }
@@ -174,7 +180,7 @@ func Parse(file string, data []byte) (*Suite, error) {
 	s := &Suite{File: file, Target: TargetTmpfs, Timeout: 60 * time.Second}
 	root := doc.Content[0]
 	fields := p.mapping(root, "suite", map[string]bool{
-		"name": true, "description": false, "target": false, "lustre-tree": false, "timeout": false,
+		"name": true, "description": false, "target": false, "lustre-tree": false, "network": false, "timeout": false,
 		"setup": false, "teardown": false, "tests": true,
 	})
 	if p.err != nil {
@@ -199,6 +205,12 @@ func Parse(file string, data []byte) (*Suite, error) {
 		} else if _, err := namespace.Generate(s.LustreTree); err != nil && p.err == nil {
 			p.fail(n, "lustre-tree: %v", err)
 		}
+	}
+	if n := fields["network"]; n != nil {
+		s.Network = p.boolean(n)
+	}
+	if s.Target == TargetLustre {
+		s.Network = true
 	}
 	if n := fields["timeout"]; n != nil {
 		s.Timeout = p.duration(n)
@@ -442,6 +454,15 @@ func (p *parser) str(n *yaml.Node) string {
 		return ""
 	}
 	return n.Value
+}
+
+// boolean reads true or false.
+func (p *parser) boolean(n *yaml.Node) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.fail(n, "want true or false, got %q", n.Value)
+		return false
+	}
+	return n.Value == "true"
 }
 
 // integer reads an integer from min to max.

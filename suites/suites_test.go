@@ -54,12 +54,27 @@ tests:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Setup != "echo a\necho b" || s.Timeout != 5*time.Second || s.Tests[0].Timeout != 5*time.Second {
+	if s.Setup != "echo a\necho b" || s.Timeout != 5*time.Second || s.Tests[0].Timeout != 5*time.Second || s.Network {
 		t.Errorf("suite fields: %+v", s)
 	}
 	w := s.Tests[1]
 	if w.Workload != "stat" || w.Threads != 4 || w.Duration != 3*time.Second || w.Expect != 1 || w.Repeat != 2 || w.Args["names"] != "8" || w.Line != 8 {
 		t.Errorf("test fields: %+v", w)
+	}
+}
+
+// A suite has a network when it says so or targets lustre.
+func TestNetwork(t *testing.T) {
+	for src, want := range map[string]bool{
+		"name: x\ntests:\n  - {name: a, run: x}\n":                 false,
+		"name: x\nnetwork: true\ntests:\n  - {name: a, run: x}\n":  true,
+		"name: x\nnetwork: false\ntests:\n  - {name: a, run: x}\n": false,
+		"name: x\ntarget: lustre\ntests:\n  - {name: a, run: x}\n": true,
+	} {
+		s, err := Parse("f.yaml", []byte(src))
+		if err != nil || s.Network != want {
+			t.Errorf("%q: network %v (%v), want %v", src, s != nil && s.Network, err, want)
+		}
 	}
 }
 
@@ -78,6 +93,7 @@ func TestParseErrorsCarryPosition(t *testing.T) {
 		{"timeout below duration", "name: x\ntests:\n  - {name: a, workload: stat, duration: 10s, timeout: 5s}\n", "must exceed duration"},
 		{"not a mapping", "- a\n- b\n", "f.yaml:1:1: suite must be a mapping"},
 		{"lustre-tree off lustre", "name: x\nlustre-tree: dirs=1\ntests:\n  - {name: a, run: x}\n", "f.yaml:2:14: lustre-tree is for target lustre"},
+		{"bad network", "name: x\nnetwork: sometimes\ntests:\n  - {name: a, run: x}\n", "f.yaml:2:10: want true or false"},
 		{"bad lustre-tree", "name: x\ntarget: lustre\nlustre-tree: dirs=1,fils=2\ntests:\n  - {name: a, run: x}\n", "f.yaml:3:14: lustre-tree: namespace: generate spec"},
 	}
 	for _, c := range cases {

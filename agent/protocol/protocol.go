@@ -21,9 +21,22 @@ const (
 	// KeyParam carries the run's authorized SSH public key (base64 of the
 	// wire form).
 	KeyParam = "kregress.key"
-	// PortParam is the guest TCP port the agent serves SSH on.
+	// PortParam is the guest TCP port the agent serves SSH on, over the
+	// NIC (QEMU user networking).
 	PortParam = "kregress.port"
+	// SerialParam, instead of PortParam, names the virtio-serial port
+	// (SerialPort) the agent serves SSH on: no NIC is needed for it.
+	SerialParam = "kregress.serial"
+	// NICParam=1 says the machine has a NIC the agent must bring up
+	// before it loads the modules that use it (a Lustre client's LNet);
+	// with PortParam it is implied.
+	NICParam = "kregress.nic"
 )
+
+// SerialPort is the name of the virtio-serial port (virtserialport's
+// name=, /sys/class/virtio-ports/*/name in the guest) that carries the SSH
+// connection when the host passes SerialParam.
+const SerialPort = "kregress.agent"
 
 // Guest commands the agent's SSH server handles itself.
 const (

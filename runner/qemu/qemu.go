@@ -2,9 +2,11 @@
 // initramfs under qemu-system-x86_64 on this host (KVM when it really
 // works, else TCG; directly into a PVH-capable vmlinux when it can, see
 // package pvh), streams the serial console, stops the machine through QMP
-// (github.com/digitalocean/go-qemu), and reaches the guest agent over SSH
-// through a loopback-only port forward, pinned to the host key the agent
-// printed on the console.
+// (github.com/digitalocean/go-qemu), and reaches the guest agent over SSH,
+// pinned to the host key the agent printed on the console: through a
+// virtio-serial port whose host end is a Unix socket in the machine's
+// scratch directory (runner.Config.Serial), else through a loopback-only
+// port forward of the NIC.
 //
 // QEMU is started through internal/proc, so it dies with kregress even on
 // SIGKILL; its scratch directory (the QMP socket) is owned by a lock that
@@ -52,7 +54,8 @@ type Machine struct {
 	scratch string
 	owner   *os.File // scratch's owner lock
 	qmpPath string
-	port    int
+	port    int    // the host port forwarded to the agent's SSH, when over the NIC
+	serial  string // the host end of the agent's virtio-serial port, when over it
 	signer  ssh.Signer
 	done    chan struct{}
 
@@ -149,7 +152,17 @@ func (Backend) Boot(ctx context.Context, cfg runner.Config) (runner.Machine, err
 			return nil, fmt.Errorf("qemu: SSH key: %w", err)
 		}
 		sshPub, _ := ssh.NewPublicKey(pub)
-		appendLine += fmt.Sprintf(" %s=%s %s=22", protocol.KeyParam, base64.StdEncoding.EncodeToString(sshPub.Marshal()), protocol.PortParam)
+		appendLine += fmt.Sprintf(" %s=%s", protocol.KeyParam, base64.StdEncoding.EncodeToString(sshPub.Marshal()))
+		switch {
+		case cfg.Serial:
+			m.serial = filepath.Join(m.scratch, "agent.sock")
+			appendLine += fmt.Sprintf(" %s=%s", protocol.SerialParam, protocol.SerialPort)
+			if cfg.Network {
+				appendLine += fmt.Sprintf(" %s=1", protocol.NICParam)
+			}
+		default:
+			appendLine += fmt.Sprintf(" %s=22", protocol.PortParam)
+		}
 	}
 	// A free port can be taken between our probe and QEMU's bind when
 	// several VMs start at once; QEMU then fails at once and we retry.
@@ -168,11 +181,6 @@ func (Backend) Boot(ctx context.Context, cfg runner.Config) (runner.Machine, err
 var errPortTaken = errors.New("host forwarding port taken")
 
 func (m *Machine) start(cfg runner.Config, kernel, appendLine string) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("qemu: pick a port: %w", err)
-	}
-	m.port = port
 	// The q35 machine, not QEMU's default pc (i440fx): on pc, enabling
 	// the NIC's interrupt had the kernel evaluate the ACPI _PRT in its
 	// interpreter, 0.15 s of each boot under TCG (runner/NOTES.md); on
@@ -184,8 +192,23 @@ func (m *Machine) start(cfg runner.Config, kernel, appendLine string) error {
 		"-kernel", kernel, "-append", appendLine,
 		"-serial", "stdio",
 		"-qmp", "unix:" + m.qmpPath + ",server=on,wait=off",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port),
-		"-device", "virtio-net-pci,netdev=n0",
+	}
+	if m.serial != "" {
+		args = append(args, "-device", "virtio-serial-pci",
+			"-chardev", "socket,id=agent,path="+m.serial+",server=on,wait=off",
+			"-device", "virtserialport,chardev=agent,name="+protocol.SerialPort)
+	}
+	if !cfg.Serial || cfg.Network {
+		netdev := "user,id=n0"
+		if cfg.Agent && m.serial == "" {
+			port, err := freePort()
+			if err != nil {
+				return fmt.Errorf("qemu: pick a port: %w", err)
+			}
+			m.port = port
+			netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", port)
+		}
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0")
 	}
 	if cfg.Initrd != "" {
 		args = append(args, "-initrd", cfg.Initrd)
@@ -251,7 +274,8 @@ func (m *Machine) Console() io.Reader { return m.console }
 // Info says what the machine runs under.
 func (m *Machine) Info() runner.Info { return m.info }
 
-// Port is the host loopback port forwarded to the guest's SSH.
+// Port is the host loopback port forwarded to the guest's SSH (0 when the
+// agent is reached over virtio-serial).
 func (m *Machine) Port() int { return m.port }
 
 // Pid is QEMU's guard's pid (QEMU's process group).

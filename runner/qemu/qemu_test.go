@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kregress/kregress/agent/protocol"
 	"github.com/kregress/kregress/images"
 	"github.com/kregress/kregress/internal/proc"
 	"github.com/kregress/kregress/internal/testkernel"
@@ -25,8 +27,12 @@ import (
 // an optional extra tree (which may replace /init).
 func agentImage(t *testing.T, modDir, extra string) string {
 	t.Helper()
+	return agentImageWith(t, modDir, extra, "virtio_pci", "virtio_net")
+}
+
+// agentImageWith is agentImage with the given modules.
+func agentImageWith(t *testing.T, modDir, extra string, modules ...string) string {
 	t.Helper()
-	modules := []string{"virtio_pci", "virtio_net"}
 	ctx := context.Background()
 	cache := filepath.Join(os.TempDir(), "kregress-test-cache")
 	agent, err := images.AgentBinary(ctx, filepath.Join(cache, "agent-"+filepath.Base(t.TempDir())))
@@ -240,6 +246,74 @@ func TestBootTimeout(t *testing.T) {
 	if len(ve.Tail) == 0 {
 		log, _ := os.ReadFile(filepath.Join(dir, "console.log"))
 		t.Errorf("no console tail with the boot timeout; console.log has %d bytes", len(log))
+	}
+}
+
+// Over a virtio-serial port the agent answers with no NIC at all: the
+// guest has only lo, there is no forwarded port, output, exit status and a
+// 4 MiB file copy both ways come through intact, and a dropped connection
+// is followed by a new one. With Network too, the guest also reaches the
+// host over its NIC.
+func TestSerialTransport(t *testing.T) {
+	kernel, modDir := testkernel.DebianWithModules(t)
+	ctx := context.Background()
+	img := agentImageWith(t, modDir, "", "virtio_pci", "virtio_console")
+	dir := t.TempDir()
+	inst, err := runner.Start(ctx, runner.Config{Backend: Backend{}, Kernel: kernel, Initrd: img, Dir: dir, Agent: true, Serial: true, Accel: runner.AccelTCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	m := inst.Machine().(*Machine)
+	if m.Port() != 0 {
+		t.Errorf("a port (%d) is forwarded for a serial agent", m.Port())
+	}
+	r, err := inst.Run(ctx, "echo out; echo err >&2; ls /sys/class/net; exit 3", nil, 10*time.Second)
+	if err != nil || r.ExitCode != 3 || string(r.Stdout) != "out\nlo\n" || string(r.Stderr) != "err\n" {
+		t.Errorf("got exit %d stdout %q stderr %q, %v", r.ExitCode, r.Stdout, r.Stderr, err)
+	}
+	payload := make([]byte, 4<<20)
+	for i := range payload {
+		payload[i] = byte(i*7 + i>>12)
+	}
+	if err := inst.Put(ctx, "/tmp/big", bytes.NewReader(payload), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var back bytes.Buffer
+	if err := inst.Get(ctx, "/tmp/big", &back); err != nil || !bytes.Equal(back.Bytes(), payload) {
+		t.Errorf("4 MiB round trip: %d bytes back, equal %v, %v", back.Len(), bytes.Equal(back.Bytes(), payload), err)
+	}
+	// A dropped connection: the agent opens its port again for the next.
+	log, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+	_, fp, _ := strings.Cut(string(log), protocol.HostKeyMarker)
+	fp, _, _ = strings.Cut(fp, "\n")
+	m.mu.Lock()
+	m.client.Close()
+	m.client = nil
+	m.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.Connect(cctx, strings.TrimSpace(fp)); err != nil {
+		t.Fatalf("reconnect: %v", err)
+	}
+	if r, err := inst.Run(ctx, "echo again", nil, 10*time.Second); err != nil || string(r.Stdout) != "again\n" {
+		t.Errorf("after reconnecting: %q, %v", r.Stdout, err)
+	}
+	inst.Close()
+
+	img = agentImageWith(t, modDir, "", "virtio_pci", "virtio_console", "virtio_net")
+	inst, err = runner.Start(ctx, runner.Config{Backend: Backend{}, Kernel: kernel, Initrd: img, Dir: t.TempDir(), Agent: true, Serial: true, Network: true, Accel: runner.AccelTCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "hello from the host\n")
+	}))
+	defer srv.Close()
+	r, err = inst.Run(ctx, fmt.Sprintf("wget -q -O- http://10.0.2.2:%d/", srv.Listener.Addr().(*net.TCPAddr).Port), nil, 20*time.Second)
+	if err != nil || r.ExitCode != 0 || string(r.Stdout) != "hello from the host\n" {
+		t.Errorf("guest to host over the NIC: exit %d, %v\nstdout %q\nstderr %q", r.ExitCode, err, r.Stdout, r.Stderr)
 	}
 }
 

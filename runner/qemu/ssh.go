@@ -13,8 +13,9 @@ import (
 	"github.com/kregress/kregress/runner"
 )
 
-// Connect dials the forwarded port until the agent answers with the host
-// key it printed, or ctx ends.
+// Connect dials the agent (its virtio-serial port's socket, or the
+// forwarded port) until it answers with the host key it printed, or ctx
+// ends.
 func (m *Machine) Connect(ctx context.Context, fingerprint string) error {
 	if m.signer == nil {
 		return errors.New("qemu: the machine was booted without the agent")
@@ -30,9 +31,12 @@ func (m *Machine) Connect(ctx context.Context, fingerprint string) error {
 		},
 		Timeout: 5 * time.Second,
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", m.port)
+	network, addr := "tcp", fmt.Sprintf("127.0.0.1:%d", m.port)
+	if m.serial != "" {
+		network, addr = "unix", m.serial
+	}
 	for {
-		c, err := ssh.Dial("tcp", addr, cfg)
+		c, err := dial(ctx, network, addr, cfg)
 		if err == nil {
 			m.mu.Lock()
 			m.client = c
@@ -47,6 +51,27 @@ func (m *Machine) Connect(ctx context.Context, fingerprint string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// dial opens an SSH connection over network and addr. The handshake, not
+// only the dial, ends with ctx: a virtio-serial port's socket accepts
+// before the guest reads.
+func dial(ctx context.Context, network, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	nc, err := net.DialTimeout(network, addr, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if !stop() || err != nil {
+		nc.Close()
+		if err == nil {
+			c.Close()
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	return ssh.NewClient(c, chans, reqs), nil
 }
 
 // Run runs command in the guest over an SSH session.

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// findSerialPort waits for the virtio-serial port called name and returns
+// its device node. The port appears a moment after virtio_console's probe,
+// when the host's control message announcing it has been handled.
+func findSerialPort(name string) (string, error) {
+	for try := 0; ; try++ {
+		if dev := serialPortDevice("/sys/class/virtio-ports", "/dev", name); dev != "" {
+			return dev, nil
+		}
+		if try == 250 {
+			return "", fmt.Errorf("no virtio-serial port %q after 5s (is CONFIG_VIRTIO_CONSOLE built in or virtio_console listed?)", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serialPortDevice looks in the virtio-ports class directory for the port
+// whose name file says name, and returns its node under dev ("" if none).
+func serialPortDevice(class, dev, name string) string {
+	files, _ := filepath.Glob(filepath.Join(class, "*", "name"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) == name {
+			return filepath.Join(dev, filepath.Base(filepath.Dir(f)))
+		}
+	}
+	return ""
+}
+
+// ServePort serves SSH on the virtio-serial port device dev: one
+// connection at a time, for as long as the host keeps its end open. When
+// the host closes its end (a dropped or retried connection), reads return
+// end-of-file; the port is opened again for the next connection.
+func (s *Server) ServePort(dev string) error {
+	for {
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open virtio-serial port: %w", err)
+		}
+		s.handleConn(portConn{f})
+	}
+}
+
+// portConn is a virtio-serial port as the net.Conn the SSH server takes.
+type portConn struct{ *os.File }
+
+func (portConn) LocalAddr() net.Addr  { return portAddr("guest") }
+func (portConn) RemoteAddr() net.Addr { return portAddr("host") }
+
+type portAddr string
+
+func (portAddr) Network() string  { return "virtio-serial" }
+func (a portAddr) String() string { return string(a) }
