@@ -84,9 +84,10 @@ type Config struct {
 	// Agent says the initrd runs the kregress agent: Start then waits for
 	// it and connects before returning.
 	Agent bool
-	// Serial has the agent serve SSH on a virtio-serial port instead of
-	// TCP over a NIC: the guest kernel needs virtio_console (built in, or
-	// its module in the image). Without Serial the machine has a NIC.
+	// Serial has the agent (with Agent) serve SSH on a virtio-serial port
+	// instead of TCP over a NIC: the guest kernel needs virtio_console
+	// (built in, or its module in the image). Without it the machine has
+	// a NIC.
 	Serial bool
 	// Network gives the guest a NIC on QEMU user networking (the host is
 	// 10.0.2.2 from the guest) also when Serial carries the agent's SSH.

@@ -198,7 +198,7 @@ func (m *Machine) start(cfg runner.Config, kernel, appendLine string) error {
 			"-chardev", "socket,id=agent,path="+m.serial+",server=on,wait=off",
 			"-device", "virtserialport,chardev=agent,name="+protocol.SerialPort)
 	}
-	if !cfg.Serial || cfg.Network {
+	if m.serial == "" || cfg.Network {
 		netdev := "user,id=n0"
 		if cfg.Agent && m.serial == "" {
 			port, err := freePort()
