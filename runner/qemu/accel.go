@@ -40,11 +40,17 @@ type ProbeResult struct {
 // kernel banner within a few seconds; QEMU aborting, an error, or silence
 // all mean TCG.
 //
-// Answers are cached in cacheDir/accel for a while, per host and QEMU
-// binary. A yes holds for every kernel. A no from a boot holds only for
-// the kernel that was booted: it may be the kernel's fault (one that
-// prints nothing under any accelerator), so it must not send later runs
-// of other kernels to TCG. A /dev/kvm that does not open is not cached.
+// The probe boots the distribution's kernel in /boot when there is one
+// (referenceKernel), not the kernel under test: it boots under any working
+// KVM, so its answer is the host's. Answers are cached in cacheDir/accel
+// for a while, per host and QEMU binary. A yes holds for every kernel, and
+// so does a no from the reference kernel: a host whose KVM is broken pays
+// the probe's timeout once, not once for each kernel a series or
+// bisection builds. Without a reference kernel the kernel under test is
+// booted, and its no holds only for itself: it may be the kernel's fault
+// (one that prints nothing under any accelerator), so it must not send
+// later runs of other kernels to TCG. A /dev/kvm that does not open is
+// not cached.
 func ProbeAccel(ctx context.Context, kernel, cacheDir string) ProbeResult {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
@@ -55,20 +61,34 @@ func ProbeAccel(ctx context.Context, kernel, cacheDir string) ProbeResult {
 	qemuID := qemuIdentity()
 	dir := filepath.Join(cacheDir, "accel")
 	yes := filepath.Join(dir, "kvm.json")
-	no := filepath.Join(dir, "no-kvm-"+kernelIdentity(kernel)+".json")
+	probed, no := kernel, filepath.Join(dir, "no-kvm-"+kernelIdentity(kernel)+".json")
+	ref := referenceKernel()
+	hostNo := ""
+	if ref != "" {
+		probed, hostNo = ref, filepath.Join(dir, "no-kvm-host.json")
+	}
 	if cacheDir != "" {
-		for _, path := range []string{yes, no} {
+		for _, path := range []string{yes, hostNo, no} {
+			if path == "" {
+				continue
+			}
 			if r, ok := readProbe(path, host, qemuID); ok {
 				return r
 			}
 		}
 	}
-	r := probeBoot(ctx, kernel)
+	r := probeBoot(ctx, probed)
+	if ref != "" {
+		r.Reason += ", on the reference kernel " + ref
+	}
 	r.When, r.Host, r.QEMU = time.Now(), host, qemuID
 	if ctx.Err() == nil && cacheDir != "" {
 		path := no
-		if r.Accel == runner.AccelKVM {
+		switch {
+		case r.Accel == runner.AccelKVM:
 			path = yes
+		case hostNo != "":
+			path = hostNo
 		}
 		if data, err := json.Marshal(r); err == nil {
 			os.MkdirAll(dir, 0o755)
@@ -76,6 +96,29 @@ func ProbeAccel(ctx context.Context, kernel, cacheDir string) ProbeResult {
 		}
 	}
 	return r
+}
+
+// referenceKernel is the kernel the probe boots when there is one: the
+// newest /boot/vmlinuz-* (a distribution kernel), "" when there is none. A
+// variable for tests.
+var referenceKernel = func() string {
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	newest, newestTime := "", time.Time{}
+	for _, k := range ks {
+		st, err := os.Stat(k)
+		if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+			continue
+		}
+		if f, err := os.Open(k); err != nil {
+			continue
+		} else {
+			f.Close()
+		}
+		if newest == "" || st.ModTime().After(newestTime) {
+			newest, newestTime = k, st.ModTime()
+		}
+	}
+	return newest
 }
 
 // readProbe returns the cached answer at path if it is for this host and

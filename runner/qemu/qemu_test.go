@@ -356,16 +356,18 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestProbeCache: a yes holds for every kernel, a no only for the kernel
-// it was found with, so one bad kernel does not send later runs to TCG.
+// TestProbeCache: without a reference kernel, a yes holds for every
+// kernel, a no only for the kernel it was found with, so one bad kernel
+// does not send later runs to TCG.
 func TestProbeCache(t *testing.T) {
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
 		t.Skipf("the cache is only consulted when /dev/kvm opens: %v", err)
 	} else {
 		f.Close()
 	}
-	saved := probeBoot
-	defer func() { probeBoot = saved }()
+	saved, savedRef := probeBoot, referenceKernel
+	defer func() { probeBoot, referenceKernel = saved, savedRef }()
+	referenceKernel = func() string { return "" }
 	var booted []string
 	answer := map[string]string{}
 	probeBoot = func(_ context.Context, kernel string) ProbeResult {
@@ -469,5 +471,40 @@ func TestQEMUKilledMidCommand(t *testing.T) {
 	_, err = inst.Run(ctx, "true", nil, time.Minute)
 	if !errors.As(err, &ve) || !ve.NotStarted || ve.Outcome != runner.OutcomeExited {
 		t.Errorf("a command after the VM died: %v (not started %v), want a not-started VMError", err, ve != nil && ve.NotStarted)
+	}
+}
+
+// With a reference kernel the probe boots it, not the kernel under test,
+// and its no holds for every kernel: a broken KVM costs one probe per
+// host, not one per kernel.
+func TestProbeReferenceKernel(t *testing.T) {
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		t.Skipf("the probe only boots when /dev/kvm opens: %v", err)
+	} else {
+		f.Close()
+	}
+	saved, savedRef := probeBoot, referenceKernel
+	defer func() { probeBoot, referenceKernel = saved, savedRef }()
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "vmlinuz-ref")
+	os.WriteFile(ref, []byte("ref"), 0o644)
+	referenceKernel = func() string { return ref }
+	var booted []string
+	probeBoot = func(_ context.Context, kernel string) ProbeResult {
+		booted = append(booted, filepath.Base(kernel))
+		return ProbeResult{Accel: runner.AccelTCG, Reason: "fake probe: silent"}
+	}
+	cache := t.TempDir()
+	ctx := context.Background()
+	for i, k := range []string{"a", "b", "c"} {
+		p := filepath.Join(dir, k)
+		os.WriteFile(p, []byte(k), 0o644)
+		r := ProbeAccel(ctx, p, cache)
+		if r.Accel != runner.AccelTCG || r.Cached != (i > 0) || !strings.Contains(r.Reason, ref) {
+			t.Errorf("kernel %s: %+v", k, r)
+		}
+	}
+	if strings.Join(booted, " ") != "vmlinuz-ref" {
+		t.Errorf("probe booted %q, want the reference kernel once", booted)
 	}
 }
