@@ -245,7 +245,7 @@ func writeStack(w io.Writer, c Crash) {
 		}
 		loc := ""
 		for _, f := range c.Stack {
-			if f.Func != fn || f.File == "" {
+			if f.Func != fn || f.File == "" || f.Lock {
 				continue
 			}
 			for _, in := range f.Inlined {

@@ -240,6 +240,9 @@ func printReport(w io.Writer, r *triage.Report) {
 	}
 	n := 0
 	for _, f := range r.Stack {
+		if f.Lock {
+			continue // a lockdep lock site; the summary above says which
+		}
 		if n == 8 {
 			fmt.Fprintf(w, "      ...\n")
 			break

@@ -113,23 +113,13 @@ func Email(w io.Writer, m *Model, opt Options, mo MailOptions) error {
 			for _, l := range LockChain(c.Lockdep) {
 				fmt.Fprintf(b, "  %s\n", l)
 			}
+			if sites := c.LockSites(); len(sites) > 0 {
+				fmt.Fprintf(b, "\nlock sites:\n")
+				writeStackLines(b, sites)
+			}
 		}
 		fmt.Fprintf(b, "\nstack:\n")
-		for _, f := range c.Stack() {
-			pos := ""
-			if f.File != "" {
-				pos = fmt.Sprintf("%s:%d", f.File, f.Line)
-			}
-			name := f.Func + f.Offset
-			if f.Inlined {
-				name += " (inlined)"
-			}
-			mark := " "
-			if f.Guilty {
-				mark = ">"
-			}
-			fmt.Fprintf(b, "%s\n", strings.TrimRight(fmt.Sprintf(" %s %-44s %s", mark, name, pos), " "))
-		}
+		writeStackLines(b, c.Stack())
 		fmt.Fprintf(b, "\nconsole log (%s/console.log lines %d-%d):\n", c.RunDir, c.StartLine, c.EndLine)
 		for _, l := range c.Console {
 			if l.Report {
@@ -211,4 +201,24 @@ func sentence(m *Model, st *Step) string {
 		return fmt.Sprintf("%s fails %s", who, strings.Join(failed, ", "))
 	}
 	return fmt.Sprintf("%s gives %s", who, st.Verdict)
+}
+
+// writeStackLines writes frames one a line, the guilty one marked with >,
+// each with its source position.
+func writeStackLines(b *strings.Builder, lines []StackLine) {
+	for _, f := range lines {
+		pos := ""
+		if f.File != "" {
+			pos = fmt.Sprintf("%s:%d", f.File, f.Line)
+		}
+		name := f.Func + f.Offset
+		if f.Inlined {
+			name += " (inlined)"
+		}
+		mark := " "
+		if f.Guilty {
+			mark = ">"
+		}
+		fmt.Fprintf(b, "%s\n", strings.TrimRight(fmt.Sprintf(" %s %-44s %s", mark, name, pos), " "))
+	}
 }

@@ -176,6 +176,14 @@ a { color: #0969da; }
 {{- range .HeldLocks}}<tr><td class="mono">{{.Index}}</td><td class="mono">{{.Class}}</td><td class="mono">{{.State}}</td><td class="mono">{{.At}}</td></tr>{{end}}
 </table>{{end}}
 {{- end}}
+{{- with $c.LockSites}}
+<h3>Lock sites</h3>
+<table class="stack">
+{{- range .}}
+<tr><td{{if .Inlined}} class="inl"{{end}}>{{.Func}}{{.Offset}}{{if .Module}} [{{.Module}}]{{end}}{{if .Inlined}} (inlined){{end}}</td><td>{{if .File}}{{with link $.Opt .File .Line}}<a href="{{.}}">{{end}}{{.File}}:{{.Line}}{{if link $.Opt .File .Line}}</a>{{end}}{{end}}</td></tr>
+{{- end}}
+</table>
+{{- end}}
 <h3>Stack</h3>
 <table class="stack">
 {{- range $c.Stack}}

@@ -380,7 +380,8 @@ type StackLine struct {
 }
 
 // Stack returns the crash's frames for display: the symbolized stack when
-// there is one, else the guilty frames by name.
+// there is one, else the guilty frames by name. A lockdep report's lock
+// sites are not in it (LockSites).
 func (c *Crash) Stack() []StackLine {
 	var out []StackLine
 	if len(c.Crash.Stack) == 0 {
@@ -390,14 +391,35 @@ func (c *Crash) Stack() []StackLine {
 		return out
 	}
 	for _, f := range c.Crash.Stack {
-		for _, in := range f.Inlined {
-			out = append(out, StackLine{Func: in.Func, File: in.File, Line: in.Line, Inlined: true, Guilty: in.Func == c.Guilty})
+		if !f.Lock {
+			out = append(out, c.stackLines(f)...)
 		}
-		off := ""
-		if f.Size > 0 {
-			off = fmt.Sprintf("+0x%x/0x%x", f.Offset, f.Size)
-		}
-		out = append(out, StackLine{Func: f.Func, File: f.File, Line: f.Line, Offset: off, Module: f.Module, Guilty: f.Func == c.Guilty})
 	}
 	return out
+}
+
+// LockSites returns where a lockdep report says its locks were taken
+// (the lock being acquired, the one held, then each held lock), with their
+// source positions, in the report's order.
+func (c *Crash) LockSites() []StackLine {
+	var out []StackLine
+	for _, f := range c.Crash.Stack {
+		if f.Lock {
+			out = append(out, c.stackLines(f)...)
+		}
+	}
+	return out
+}
+
+// stackLines renders one frame: the frames inlined into it, then itself.
+func (c *Crash) stackLines(f triage.Frame) []StackLine {
+	var out []StackLine
+	for _, in := range f.Inlined {
+		out = append(out, StackLine{Func: in.Func, File: in.File, Line: in.Line, Inlined: true, Guilty: in.Func == c.Guilty})
+	}
+	off := ""
+	if f.Size > 0 {
+		off = fmt.Sprintf("+0x%x/0x%x", f.Offset, f.Size)
+	}
+	return append(out, StackLine{Func: f.Func, File: f.File, Line: f.Line, Offset: off, Module: f.Module, Guilty: f.Func == c.Guilty})
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/kregress/kregress/internal/golden"
+	"github.com/kregress/kregress/results"
 	"github.com/kregress/kregress/results/triage"
 )
 
@@ -340,5 +341,55 @@ func TestClientSeriesHeader(t *testing.T) {
 		if !strings.Contains(page.String(), want) {
 			t.Errorf("page lacks %q", want)
 		}
+	}
+}
+
+// A lockdep report's lock sites ("..., at: seedfs_find+0x55/0x7a") are
+// shown apart, under the lock chain, and the stack is the call trace
+// alone, on the page and in the mail.
+func TestLockSitesApart(t *testing.T) {
+	data, err := os.ReadFile("../triage/testdata/kernel/seedfs-lookup.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reps []triage.Report
+	if err := json.Unmarshal(data, &reps); err != nil {
+		t.Fatal(err)
+	}
+	rc := results.CrashesFrom(reps)[0]
+	c := &Crash{Crash: rc, Guilty: rc.Frames[0]}
+	var sites, stack []string
+	for _, l := range c.LockSites() {
+		sites = append(sites, l.Func+l.Offset)
+	}
+	for _, l := range c.Stack() {
+		stack = append(stack, l.Func)
+	}
+	want := []string{"seedfs_find+0x55/0x7a", "seedfs_find+0x15/0x7a", "walk_component+0x68/0xc1", "seedfs_find+0x15/0x7a"}
+	if !reflect.DeepEqual(sites, want) {
+		t.Errorf("lock sites %q, want %q", sites, want)
+	}
+	if len(stack) == 0 || stack[0] != "dump_stack_lvl" || len(stack)+len(sites) != len(rc.Stack) {
+		t.Errorf("stack %q: want the call trace alone, from dump_stack_lvl", stack)
+	}
+	st := &Step{ID: "patch-03", Label: "patch 3/4", Index: 3, Verdict: "crash", Crashes: []*Crash{c}}
+	m := &Model{Kind: "series", Steps: []*Step{st}, FirstBad: st}
+	var page bytes.Buffer
+	if err := HTML(&page, m, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p := page.String()
+	if i, j := strings.Index(p, "<h3>Lock sites</h3>"), strings.Index(p, "<h3>Stack</h3>"); i < 0 || j < i ||
+		strings.Contains(p[j:], "seedfs_find&#43;0x15/0x7a") || !strings.Contains(p[i:j], "seedfs_find&#43;0x15/0x7a") {
+		t.Errorf("the page does not show the lock sites before, and apart from, the stack:\n%s", p[max(i, 0):])
+	}
+	var mail bytes.Buffer
+	if err := Email(&mail, m, Options{}, MailOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := mail.String()
+	if i, j := strings.Index(body, "lock sites:\n"), strings.Index(body, "\nstack:\n"); i < 0 || j < i ||
+		!strings.Contains(body[i:j], "seedfs_find+0x15/0x7a") || strings.Contains(body[j:], "seedfs_find+0x15/0x7a") {
+		t.Errorf("the mail does not list the lock sites apart from the stack:\n%s", body)
 	}
 }

@@ -54,6 +54,10 @@ type Frame struct {
 	// Exact is set for the faulting instruction (RIP/PC lines), whose
 	// address is not a return address.
 	Exact bool `json:"exact,omitempty"`
+	// Lock is set for a lock site that lockdep printed ("at: func+0x...",
+	// a held lock's "..., at: func+0x..."): where a lock was taken, not a
+	// frame of a call trace.
+	Lock bool `json:"lock,omitempty"`
 	// File and Line are the source position, filled by a Symbolizer.
 	File string `json:"file,omitempty"`
 	Line int    `json:"line,omitempty"`
@@ -786,6 +790,24 @@ func isExactFrame(ln []byte) bool {
 		bytes.Contains(ln, []byte("pc : "))
 }
 
+// isLockSite reports whether the frame fn of a console line is a lock
+// site of a lockdep report: the frame follows "at: " (after the old
+// "[<address>] " form, if any). Other "at" lines ("at fs/namei.c:12",
+// "enabled at (1234): ") have no colon right after "at".
+func isLockSite(ln []byte, fn string) bool {
+	i := bytes.Index(ln, []byte(fn+"+0x"))
+	if i < 0 {
+		return false
+	}
+	before := bytes.TrimRight(ln[:i], " ")
+	if bytes.HasSuffix(before, []byte("]")) {
+		if j := bytes.LastIndex(before, []byte("[<")); j >= 0 {
+			before = bytes.TrimRight(before[:j], " ")
+		}
+	}
+	return bytes.HasSuffix(before, []byte("at:"))
+}
+
 // parseStack lists the frames printed in text ("func+0xoff/0xsize [mod]"),
 // in order.
 func parseStack(text []byte) []Frame {
@@ -803,6 +825,7 @@ func parseStack(text []byte) []Frame {
 			continue
 		}
 		f.Exact = isExactFrame(ln)
+		f.Lock = isLockSite(ln, f.Func)
 		out = append(out, f)
 		if len(out) >= 512 {
 			break
@@ -817,6 +840,7 @@ func ParseFrame(line string) (f Frame, ok bool) {
 	f, ok = parseFrame([]byte(line))
 	if ok {
 		f.Exact = isExactFrame([]byte(line))
+		f.Lock = isLockSite([]byte(line), f.Func)
 	}
 	return f, ok
 }

@@ -658,3 +658,24 @@ func TestCorpusDentryWarningOneReport(t *testing.T) {
 		t.Errorf("got %q, want one report 'BUG: Dentry still in use in unmount' holding the WARNING", titles(reps))
 	}
 }
+
+// Lock sites of lockdep reports, in the current and the old (with the
+// address in brackets) forms, are marked; other frames of lines with "at"
+// in them are not.
+func TestLockSiteFrames(t *testing.T) {
+	for line, want := range map[string]bool{
+		"[    3.304134]  #0: ffff8880007370a8 (&sb->s_type->i_mutex_key#5){.+.+}-{3:3}, at: walk_component+0x68/0xc1":    true,
+		"[    2.015491] ffffffffa0002018 (crashmod_obj.lock){+.+.}-{2:2}, at: crashmod_double_lock+0x14/0x19 [crashmod]": true,
+		"[  703.126701]  #0:  (rtnl_mutex){+.+.+.}, at: [<ffffffff822d37bc>] rtnl_lock+0x1c/0x20":                        true,
+		"[  100.000000]        at: ll_splice_alias+0x38/0x1c0 [lustre]":                                                  true,
+		"[    1.000000] WARNING: CPU: 0 PID: 1 at fs/namei.c:12 walk_component+0x68/0xc1":                                false,
+		"[    1.000000] hardirqs last  enabled at (1234): [<ffffffff81000000>] _raw_spin_unlock_irq+0x1f/0x40":           false,
+		"[    1.000000] RIP: 0010:seedfs_find+0x55/0x7a":                                                                 false,
+		"[    1.000000]  seedfs_lookup+0x1e/0x40":                                                                        false,
+	} {
+		f, ok := ParseFrame(line)
+		if !ok || f.Lock != want {
+			t.Errorf("%q: frame %+v (%v), lock site %v, want %v", line, f, ok, f.Lock, want)
+		}
+	}
+}
