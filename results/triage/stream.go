@@ -790,16 +790,12 @@ func isExactFrame(ln []byte) bool {
 		bytes.Contains(ln, []byte("pc : "))
 }
 
-// isLockSite reports whether the frame fn of a console line is a lock
-// site of a lockdep report: the frame follows "at: " (after the old
-// "[<address>] " form, if any). Other "at" lines ("at fs/namei.c:12",
-// "enabled at (1234): ") have no colon right after "at".
-func isLockSite(ln []byte, fn string) bool {
-	i := bytes.Index(ln, []byte(fn+"+0x"))
-	if i < 0 {
-		return false
-	}
-	before := bytes.TrimRight(ln[:i], " ")
+// isLockSite reports whether a frame is a lock site of a lockdep report,
+// from the text of its line before the frame: the frame follows "at: "
+// (after the old "[<address>] " form, if any). Other "at" lines ("at
+// fs/namei.c:12", "enabled at (1234): ") have no colon right after "at".
+func isLockSite(before []byte) bool {
+	before = bytes.TrimRight(before, " ")
 	if bytes.HasSuffix(before, []byte("]")) {
 		if j := bytes.LastIndex(before, []byte("[<")); j >= 0 {
 			before = bytes.TrimRight(before[:j], " ")
@@ -825,7 +821,6 @@ func parseStack(text []byte) []Frame {
 			continue
 		}
 		f.Exact = isExactFrame(ln)
-		f.Lock = isLockSite(ln, f.Func)
 		out = append(out, f)
 		if len(out) >= 512 {
 			break
@@ -840,7 +835,6 @@ func ParseFrame(line string) (f Frame, ok bool) {
 	f, ok = parseFrame([]byte(line))
 	if ok {
 		f.Exact = isExactFrame([]byte(line))
-		f.Lock = isLockSite([]byte(line), f.Func)
 	}
 	return f, ok
 }
@@ -876,7 +870,7 @@ func parseFrame(ln []byte) (Frame, bool) {
 		if j == sz {
 			continue
 		}
-		f := Frame{Func: string(ln[s:k]), Size: parseHex(ln[sz:j])}
+		f := Frame{Func: string(ln[s:k]), Size: parseHex(ln[sz:j]), Lock: isLockSite(ln[:s])}
 		f.Offset = parseHex(ln[off : sz-3])
 		rest := ln[j:]
 		if len(rest) > 0 && rest[0] == ' ' {
