@@ -458,11 +458,12 @@ func (p *parser) str(n *yaml.Node) string {
 
 // boolean reads true or false.
 func (p *parser) boolean(n *yaml.Node) bool {
-	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
 		p.fail(n, "want true or false, got %q", n.Value)
 		return false
 	}
-	return n.Value == "true"
+	return b
 }
 
 // integer reads an integer from min to max.

@@ -69,6 +69,7 @@ func TestNetwork(t *testing.T) {
 		"name: x\ntests:\n  - {name: a, run: x}\n":                 false,
 		"name: x\nnetwork: true\ntests:\n  - {name: a, run: x}\n":  true,
 		"name: x\nnetwork: false\ntests:\n  - {name: a, run: x}\n": false,
+		"name: x\nnetwork: True\ntests:\n  - {name: a, run: x}\n":  true,
 		"name: x\ntarget: lustre\ntests:\n  - {name: a, run: x}\n": true,
 	} {
 		s, err := Parse("f.yaml", []byte(src))
