@@ -235,7 +235,10 @@ func TestEmailParsesBack(t *testing.T) {
 
 // TestLockChain draws the real lockdep report of the seed series' crash
 // (results/triage/testdata: patch 3 takes sbi->lock twice).
-func TestLockChain(t *testing.T) {
+// seedfsLockdep is the lockdep report pinned in triage's testdata: seedfs
+// taking &sbi->lock twice.
+func seedfsLockdep(t *testing.T) triage.Report {
+	t.Helper()
 	data, err := os.ReadFile("../triage/testdata/kernel/seedfs-lookup.json")
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +247,11 @@ func TestLockChain(t *testing.T) {
 	if err := json.Unmarshal(data, &reps); err != nil {
 		t.Fatal(err)
 	}
-	got := LockChain(reps[0].Lockdep)
+	return reps[0]
+}
+
+func TestLockChain(t *testing.T) {
+	got := LockChain(seedfsLockdep(t).Lockdep)
 	want := []string{"held &sbi->lock (at seedfs_find) -> acquiring &sbi->lock (at seedfs_find)"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("chain %q, want %q", got, want)
@@ -348,15 +355,7 @@ func TestClientSeriesHeader(t *testing.T) {
 // shown apart, under the lock chain, and the stack is the call trace
 // alone, on the page and in the mail.
 func TestLockSitesApart(t *testing.T) {
-	data, err := os.ReadFile("../triage/testdata/kernel/seedfs-lookup.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reps []triage.Report
-	if err := json.Unmarshal(data, &reps); err != nil {
-		t.Fatal(err)
-	}
-	rc := results.CrashesFrom(reps)[0]
+	rc := results.CrashesFrom([]triage.Report{seedfsLockdep(t)})[0]
 	c := &Crash{Crash: rc, Guilty: rc.Frames[0]}
 	var sites, stack []string
 	for _, l := range c.LockSites() {
