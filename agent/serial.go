@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,15 +47,33 @@ func (s *Server) ServePort(dev string) error {
 		if err != nil {
 			return fmt.Errorf("open virtio-serial port: %w", err)
 		}
-		s.handleConn(portConn{f})
+		s.handleConn(&portConn{File: f})
 	}
 }
 
 // portConn is a virtio-serial port as the net.Conn the SSH server takes.
-type portConn struct{ *os.File }
+//
+// The kernel lets one file at a time hold a port open, so the port can be
+// opened again only once the last close has really closed it. An
+// os.File's Close waits for that, but only in the first caller: a second,
+// concurrent Close (the SSH transport's reader and handleConn both close
+// the connection) returns at once. Close here is done once, and every
+// caller waits for it.
+type portConn struct {
+	*os.File
+	once sync.Once
+	err  error
+}
 
-func (portConn) LocalAddr() net.Addr  { return portAddr("guest") }
-func (portConn) RemoteAddr() net.Addr { return portAddr("host") }
+// Close closes the port and returns when it is closed, whoever called
+// Close first.
+func (c *portConn) Close() error {
+	c.once.Do(func() { c.err = c.File.Close() })
+	return c.err
+}
+
+func (*portConn) LocalAddr() net.Addr  { return portAddr("guest") }
+func (*portConn) RemoteAddr() net.Addr { return portAddr("host") }
 
 type portAddr string
 

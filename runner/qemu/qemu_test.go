@@ -294,7 +294,8 @@ func TestSerialTransport(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.Connect(cctx, strings.TrimSpace(fp)); err != nil {
-		t.Fatalf("reconnect: %v", err)
+		log, _ := os.ReadFile(filepath.Join(dir, "console.log"))
+		t.Fatalf("reconnect: %v\nconsole:\n%s", err, log)
 	}
 	if r, err := inst.Run(ctx, "echo again", nil, 10*time.Second); err != nil || string(r.Stdout) != "again\n" {
 		t.Errorf("after reconnecting: %q, %v", r.Stdout, err)
