@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,7 +44,11 @@ func runNoBoot(r *results.Result) bool {
 // its kernel. base is the base step, or nil when the step is the base
 // itself. It returns a Step with Verdict, Message, Runs, Tests and
 // Crashes (each new, or pre-existing when triage.SameCrash finds it on the
-// base); the caller adds what the build says (key, times, kernel).
+// base); the caller adds what the build says (key, times, kernel). A
+// crash an earlier run of the step already showed (triage.SameCrash, with
+// the same status) is listed once: the first run's entry, with the later
+// run directories in its AlsoIn and the later titles among its alternative
+// ones.
 //
 // The rules: a build error is no-apply, no-build or infra by its class
 // (build.Classify); a run that tells nothing (RunIsInfra) makes the step
@@ -68,7 +73,8 @@ func JudgeStep(base *results.Step, buildErr error, runs []SuiteRun) *results.Ste
 	var crashedNew, noBoot bool
 	var failed []string
 	noBootMsg := ""
-	for _, r := range runs {
+	fromRun := []int{} // the index in runs of each st.Crashes entry
+	for i, r := range runs {
 		if r.Dir != "" {
 			st.Runs = append(st.Runs, r.Dir)
 		}
@@ -91,7 +97,14 @@ func JudgeStep(base *results.Step, buildErr error, runs []SuiteRun) *results.Ste
 			} else {
 				crashedNew = true
 			}
+			if first := sameCrashEarlier(st.Crashes, fromRun, i, sc); first != nil {
+				if r.Dir != "" && !slices.Contains(first.AlsoIn, r.Dir) {
+					first.AlsoIn = append(first.AlsoIn, r.Dir)
+				}
+				continue
+			}
 			st.Crashes = append(st.Crashes, sc)
+			fromRun = append(fromRun, i)
 		}
 		if RunIsInfra(r) {
 			st.Verdict, st.Message = results.VerdictInfra, res.Reason
@@ -121,6 +134,22 @@ func JudgeStep(base *results.Step, buildErr error, runs []SuiteRun) *results.Ste
 		st.Verdict = results.VerdictPass
 	}
 	return st
+}
+
+// sameCrashEarlier folds c into the entry of crashes, recorded from a run
+// before run (fromRun[i] is entry i's run), that is the same crash with
+// the same status (results.Crash.Merge), and returns that entry; nil when
+// there is none. A new crash is not folded into a pre-existing one: the
+// two can differ when alternative titles chain (a ~ b and b ~ c, but not
+// a ~ c), and a new crash must stay listed as new.
+func sameCrashEarlier(crashes []results.SeriesCrash, fromRun []int, run int, c results.SeriesCrash) *results.SeriesCrash {
+	for j := range crashes {
+		e := &crashes[j]
+		if fromRun[j] < run && e.Status == c.Status && e.Merge(c.Crash) {
+			return e
+		}
+	}
+	return nil
 }
 
 // BaseUsable reports whether patches can be judged against the base: it

@@ -369,6 +369,99 @@ func TestJudgeStep(t *testing.T) {
 	}
 }
 
+// TestJudgeStepSameCrashInTwoRuns: a crash two suites of one step show is
+// listed once, from the first run (its run, lines and status), with the
+// second run in AlsoIn and the second run's title among its alternative
+// ones; different crashes stay apart, and merging keeps a crash the base
+// shows pre-existing.
+func TestJudgeStepSameCrashInTwoRuns(t *testing.T) {
+	lockdep := results.Crash{Title: "possible deadlock in seedfs_lookup", AltTitles: append(make([]string, 0, 4), "possible deadlock in walk_component"), Type: "LOCKDEP", StartLine: 120, EndLine: 160}
+	// The same bug in the second suite's console: its own lines, and its
+	// title is another of the bug's (triage.SameCrash: lockdep's title is
+	// among its alternative ones).
+	lockdep2 := results.Crash{Title: "possible deadlock in seedfs_find", AltTitles: []string{lockdep.Title}, Type: "LOCKDEP", StartLine: 300, EndLine: 341}
+	merged := []string{"possible deadlock in walk_component", lockdep2.Title}
+	oops := results.Crash{Title: "BUG: unable to handle kernel NULL pointer dereference in ll_lookup_it_finish", StartLine: 80, EndLine: 110}
+	// oopsAlias names lockdep2's title, not lockdep's.
+	oopsAlias := results.Crash{Title: oops.Title, AltTitles: []string{lockdep2.Title}, StartLine: 80, EndLine: 110}
+	// A corrupted report is known by its title only: it could not carry
+	// lockdep2's other names.
+	corrupted := results.Crash{Title: lockdep.Title, Corrupted: true, StartLine: 120, EndLine: 130}
+	two := func(a, b results.Crash) []SuiteRun {
+		return []SuiteRun{{Suite: "s1", Dir: "/out/patch-02/s1", Result: crashed(a)}, {Suite: "s2", Dir: "/out/patch-02/s2", Result: crashed(b)}}
+	}
+	type entry struct {
+		title      string
+		alts       []string
+		status     results.CrashStatus
+		run        string
+		start, end int
+		alsoIn     []string
+	}
+	entries := func(st *results.Step) []entry {
+		var out []entry
+		for _, c := range st.Crashes {
+			out = append(out, entry{c.Title, c.AltTitles, c.Status, c.Run, c.StartLine, c.EndLine, c.AlsoIn})
+		}
+		return out
+	}
+	pass := &results.Step{Verdict: results.VerdictPass, Crashes: []results.SeriesCrash{}}
+	baseLockdep := &results.Step{Verdict: results.VerdictCrash, Crashes: []results.SeriesCrash{{Crash: results.Crash{Title: lockdep.Title}, Status: results.CrashNew, Run: "/out/base/s1"}}}
+	for _, c := range []struct {
+		name    string
+		base    *results.Step
+		runs    []SuiteRun
+		verdict results.Verdict
+		want    []entry
+	}{
+		{"same crash in both runs", pass, two(lockdep, lockdep2), results.VerdictCrash, []entry{
+			{lockdep.Title, merged, results.CrashNew, "/out/patch-02/s1", 120, 160, []string{"/out/patch-02/s2"}}}},
+		{"different crashes", pass, two(lockdep, oops), results.VerdictCrash, []entry{
+			{lockdep.Title, lockdep.AltTitles, results.CrashNew, "/out/patch-02/s1", 120, 160, nil},
+			{oops.Title, nil, results.CrashNew, "/out/patch-02/s2", 80, 110, nil}}},
+		{"the base's crash in both runs stays pre-existing", baseLockdep, two(lockdep, lockdep2), results.VerdictPass, []entry{
+			{lockdep.Title, merged, results.CrashPreExisting, "/out/patch-02/s1", 120, 160, []string{"/out/patch-02/s2"}}}},
+		{"on the base itself", nil, two(lockdep, lockdep2), results.VerdictCrash, []entry{
+			{lockdep.Title, merged, results.CrashNew, "/out/patch-02/s1", 120, 160, []string{"/out/patch-02/s2"}}}},
+		// lockdep2 is on the base through lockdep's title; oopsAlias only
+		// meets lockdep2: it is new and stays listed as new.
+		{"a new crash is not folded into a pre-existing one", baseLockdep, two(lockdep2, oopsAlias), results.VerdictCrash, []entry{
+			{lockdep2.Title, lockdep2.AltTitles, results.CrashPreExisting, "/out/patch-02/s1", 300, 341, nil},
+			{oopsAlias.Title, oopsAlias.AltTitles, results.CrashNew, "/out/patch-02/s2", 80, 110, nil}}},
+		{"a sound crash is not folded into a corrupted one", pass, two(corrupted, lockdep2), results.VerdictCrash, []entry{
+			{corrupted.Title, nil, results.CrashNew, "/out/patch-02/s1", 120, 130, nil},
+			{lockdep2.Title, lockdep2.AltTitles, results.CrashNew, "/out/patch-02/s2", 300, 341, nil}}},
+	} {
+		st := JudgeStep(c.base, nil, c.runs)
+		if st.Verdict != c.verdict {
+			t.Errorf("%s: verdict %s (%s), want %s", c.name, st.Verdict, st.Message, c.verdict)
+		}
+		if got := entries(st); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: crashes\n%+v\nwant\n%+v", c.name, got, c.want)
+		}
+		if !reflect.DeepEqual(st.Runs, []string{"/out/patch-02/s1", "/out/patch-02/s2"}) {
+			t.Errorf("%s: runs %q", c.name, st.Runs)
+		}
+	}
+	// The run's own crash, which shares lockdep's alternative titles, is
+	// not written through.
+	if all := lockdep.AltTitles[:cap(lockdep.AltTitles)]; all[1] != "" {
+		t.Errorf("merging wrote into the run's crash: alternative titles %q", all)
+	}
+
+	// A base that shows the bug under two titles, one per suite: a patch
+	// crash known only by the second run's title is still pre-existing.
+	base := JudgeStep(nil, nil, []SuiteRun{{Suite: "s1", Dir: "/out/base/s1", Result: crashed(results.Crash{Title: lockdep.Title})},
+		{Suite: "s2", Dir: "/out/base/s2", Result: crashed(results.Crash{Title: lockdep2.Title, AltTitles: []string{lockdep.Title}})}})
+	if len(base.Crashes) != 1 {
+		t.Fatalf("base: %d crashes, want the one merged", len(base.Crashes))
+	}
+	st := JudgeStep(base, nil, []SuiteRun{{Suite: "s2", Dir: "/out/patch-01/s2", Result: crashed(results.Crash{Title: lockdep2.Title})}})
+	if st.Verdict != results.VerdictPass || len(st.Crashes) != 1 || st.Crashes[0].Status != results.CrashPreExisting {
+		t.Errorf("patch: %s %+v; want pass, the crash pre-existing", st.Verdict, st.Crashes)
+	}
+}
+
 func readJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -86,3 +86,35 @@ func TestSeriesSummaryEmptyLists(t *testing.T) {
 		t.Errorf("first line %q", first)
 	}
 }
+
+// Crash.Merge folds the same crash of another run into an entry, which
+// then answers to the other's titles too, and leaves the entry alone for a
+// different crash or when a corrupted entry could not carry the names.
+func TestCrashMerge(t *testing.T) {
+	a := Crash{Title: "possible deadlock in seedfs_lookup", AltTitles: []string{"possible deadlock in walk_component"}, StartLine: 3}
+	b := Crash{Title: "possible deadlock in seedfs_find", AltTitles: []string{a.Title}, StartLine: 9}
+	other := Crash{Title: "general protection fault in seedfs_readdir"}
+	for _, c := range []struct {
+		name     string
+		into, o  Crash
+		ok       bool
+		wantAlts string
+	}{
+		{"same crash", a, b, true, "possible deadlock in walk_component, possible deadlock in seedfs_find"},
+		{"different crash", a, other, false, "possible deadlock in walk_component"},
+		{"sound into corrupted", Crash{Title: a.Title, Corrupted: true}, b, false, ""},
+		{"corrupted into sound", b, Crash{Title: a.Title, Corrupted: true}, true, a.Title},
+	} {
+		into := c.into
+		ok := into.Merge(c.o)
+		if ok != c.ok || strings.Join(into.AltTitles, ", ") != c.wantAlts || into.Title != c.into.Title || into.StartLine != c.into.StartLine {
+			t.Errorf("%s: merged %v into %+v, want %v with alternative titles %q", c.name, ok, into, c.ok, c.wantAlts)
+		}
+		if ok && !triage.SameCrash(into.Identity(), Crash{Title: c.o.Title}.Identity()) {
+			t.Errorf("%s: the entry does not answer to the merged crash's title", c.name)
+		}
+	}
+	if len(a.AltTitles) != 1 {
+		t.Errorf("Merge changed its source's alternative titles: %q", a.AltTitles)
+	}
+}

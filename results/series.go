@@ -3,6 +3,7 @@ package results
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +126,38 @@ type SeriesCrash struct {
 	Crash
 	Status CrashStatus `json:"status"`
 	Run    string      `json:"run"` // the run directory that saw it
+	// AlsoIn are the step's later run directories whose console showed
+	// the same crash (triage.SameCrash, same status), in run order; the
+	// step lists the crash once, from Run, with the titles those runs gave
+	// it among its AltTitles.
+	AlsoIn []string `json:"also_in,omitempty"`
+}
+
+// Merge folds o, the crash as another run of the step showed it, into c,
+// when they are the same crash (triage.SameCrash) and c can stand for
+// both: c takes o's titles among its alternative ones (a new slice), and
+// then matches whatever o matched. It reports whether it did; c is left
+// alone when they differ, or when c could not carry o's names (a
+// corrupted crash is known by its title only).
+func (c *Crash) Merge(o Crash) bool {
+	if !triage.SameCrash(c.Identity(), o.Identity()) {
+		return false
+	}
+	m := *c
+	m.AltTitles = slices.Clone(c.AltTitles)
+	for _, n := range append([]string{o.Title}, o.AltTitles...) {
+		if n != "" && n != m.Title && !slices.Contains(m.AltTitles, n) {
+			m.AltTitles = append(m.AltTitles, n)
+		}
+	}
+	names := m.Identity().Names()
+	for _, n := range o.Identity().Names() {
+		if !slices.Contains(names, n) {
+			return false
+		}
+	}
+	*c = m
+	return true
 }
 
 // FirstBad names the first patch whose verdict is not pass.
