@@ -126,6 +126,13 @@ func Email(w io.Writer, m *Model, opt Options, mo MailOptions) error {
 				fmt.Fprintf(b, "%s\n", l.Text)
 			}
 		}
+		if len(c.Also) > 0 {
+			var dirs []string
+			for _, a := range c.Also {
+				dirs = append(dirs, a.RunDir)
+			}
+			fmt.Fprintf(b, "\nalso seen in: %s\n", strings.Join(dirs, ", "))
+		}
 	}
 	var failed []string
 	for _, t := range st.Tests {

@@ -166,6 +166,7 @@ a { color: #0969da; }
 {{- if $c.AltTitles}}<dt>also known as</dt><dd>{{join $c.AltTitles "; "}}</dd>{{end}}
 <dt>kernel</dt><dd>{{$st.Kernel}}{{if $st.Release}} ({{$st.Release}}){{end}}</dd>
 <dt>console</dt><dd>{{$c.RunDir}}/console.log lines {{$c.StartLine}}-{{$c.EndLine}}{{if gt $c.Count 1}}, seen {{$c.Count}} times{{end}}</dd>
+{{- if $c.Also}}<dt>also seen in</dt><dd>{{range $j, $a := $c.Also}}{{if $j}}<br>{{end}}{{$a.RunDir}}/console.log lines {{$a.StartLine}}-{{$a.EndLine}}{{end}}</dd>{{end}}
 </dl>
 {{- with $c.Lockdep}}
 <h3>Lockdep: {{.Kind}}</h3>

@@ -100,12 +100,16 @@ func JUnit(w io.Writer, m *Model) error {
 				c.Skipped = &junitSkipped{Message: cleanXML(t.Message)}
 			case results.StatusCrash:
 				msg := t.Message
-				for _, cr := range st.Crashes {
-					if cr.RunDir == t.RunDir {
-						msg = cr.Title
-						c.Failure = &junitProblem{Message: cleanXML(msg), Type: "crash " + cr.Type, Text: cleanXML(cr.Report)}
-						c.SystemOut = cleanXML(excerpt(cr.Console))
-						break
+			crashes:
+				for _, sc := range st.Crashes {
+					// The crash as this test's run showed it.
+					for _, cr := range sc.occurrences() {
+						if cr.RunDir == t.RunDir {
+							msg = cr.Title
+							c.Failure = &junitProblem{Message: cleanXML(msg), Type: "crash " + cr.Type, Text: cleanXML(cr.Report)}
+							c.SystemOut = cleanXML(excerpt(cr.Console))
+							break crashes
+						}
 					}
 				}
 				if c.Failure == nil {

@@ -193,7 +193,7 @@ func KCIDB(w io.Writer, m *Model) error {
 		co.Valid = &kcidbTrue
 	}
 	d.Checkouts = append(d.Checkouts, co)
-	issues := map[string]bool{}
+	issues, incidents := map[string]bool{}, map[string]bool{}
 	for _, st := range m.Steps {
 		bid := runID + ":" + st.ID
 		b := kcidbBuild{ID: bid, CheckoutID: runID, Origin: kcidbOrigin, Architecture: "x86_64", StartTime: kcidbTime(st.Started),
@@ -275,15 +275,24 @@ func KCIDB(w io.Writer, m *Model) error {
 					Culprit: &kcidbCulprit{Code: true}, Comment: c.Title,
 					Misc: map[string]any{"type": c.Type, "alt_titles": nonNil(c.AltTitles)}})
 			}
-			testID := bid + ":boot"
-			for _, t := range st.Tests {
-				if t.Status == string(results.StatusCrash) && t.RunDir == c.RunDir {
-					testID = bid + ":" + TestPath(t.Suite, t.Name)
-					break
+			// One incident per test that showed it: the crashing test of
+			// each run that saw the crash, else the boot.
+			for _, o := range c.occurrences() {
+				testID := bid + ":boot"
+				for _, t := range st.Tests {
+					if t.Status == string(results.StatusCrash) && t.RunDir == o.RunDir {
+						testID = bid + ":" + TestPath(t.Suite, t.Name)
+						break
+					}
 				}
+				id := testID + ":" + issueKey(c.Title)
+				if incidents[id] {
+					continue
+				}
+				incidents[id] = true
+				d.Incidents = append(d.Incidents, kcidbIncident{ID: id, Origin: kcidbOrigin, IssueID: iid, IssueVersion: 1,
+					TestID: testID, Present: &kcidbTrue, Comment: fmt.Sprintf("%s/console.log lines %d-%d", o.RunDir, o.StartLine, o.EndLine)})
 			}
-			d.Incidents = append(d.Incidents, kcidbIncident{ID: testID + ":" + issueKey(c.Title), Origin: kcidbOrigin, IssueID: iid, IssueVersion: 1,
-				TestID: testID, Present: &kcidbTrue, Comment: fmt.Sprintf("%s/console.log lines %d-%d", c.RunDir, c.StartLine, c.EndLine)})
 		}
 	}
 	data, err := json.MarshalIndent(d, "", "  ")

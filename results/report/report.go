@@ -114,6 +114,11 @@ type Crash struct {
 	Console []Line
 	// Guilty is the first guilty frame's function.
 	Guilty string
+	// Also are the same crash (triage.SameCrash, same status) as the
+	// step's later runs showed it, each with its own RunDir, lines and
+	// console, in run order; series steps only. The step lists the crash
+	// once, from its first run.
+	Also []*Crash
 }
 
 // Line is one numbered console line.
@@ -173,7 +178,9 @@ func Load(dir string, opt Options) (*Model, error) {
 			}
 			stepFromRun(step, r, rd.Resolve(run), opt)
 		}
-		// The series' verdict on each crash (new or pre-existing).
+		// The series' verdict on each crash (new or pre-existing). A crash
+		// of a later run that the series listed once, under an earlier
+		// run's, has none: mergeRuns folds it into that one.
 		for _, c := range step.Crashes {
 			for _, sc := range st.Crashes {
 				if sc.Title == c.Title && sc.StartLine == c.StartLine {
@@ -181,6 +188,7 @@ func Load(dir string, opt Options) (*Model, error) {
 				}
 			}
 		}
+		step.Crashes = mergeRuns(step.Crashes)
 		m.Steps = append(m.Steps, step)
 	}
 	if s.Base != nil {
@@ -229,6 +237,39 @@ func stepFromRun(st *Step, r *results.Result, runDir string, opt Options) *Step 
 		st.Crashes = append(st.Crashes, cr)
 	}
 	return st
+}
+
+// mergeRuns lists each crash of a step once, as job.JudgeStep does: a
+// crash that is the same crash as one of an earlier run of the step
+// (results.Crash.Merge, which adds its titles to that one's alternative
+// ones), with the same status or none, goes into that one's Also. The
+// crashes are in run order.
+func mergeRuns(crashes []*Crash) []*Crash {
+	if len(crashes) < 2 {
+		return crashes
+	}
+	var out []*Crash
+	for _, c := range crashes {
+		var first *Crash
+		for _, e := range out {
+			if e.RunDir != c.RunDir && (c.Status == "" || c.Status == e.Status) && e.Merge(c.Crash) {
+				first = e
+				break
+			}
+		}
+		if first == nil {
+			out = append(out, c)
+			continue
+		}
+		c.Status = first.Status
+		first.Also = append(first.Also, c)
+	}
+	return out
+}
+
+// occurrences returns c and the same crash as other runs showed it.
+func (c *Crash) occurrences() []*Crash {
+	return append([]*Crash{c}, c.Also...)
 }
 
 func readLines(path string) []string {

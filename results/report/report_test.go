@@ -392,3 +392,196 @@ func TestLockSitesApart(t *testing.T) {
 		t.Errorf("the mail does not list the lock sites apart from the stack:\n%s", body)
 	}
 }
+
+// writeTwoRunSeries writes a series directory whose patch 1 ran two suites
+// that both crashed the same way (the second run's report titled by the
+// first's alternative title) and whose second run also crashed another
+// way. deduped says whether the series' result.json lists the shared crash
+// once, with also_in (as job.JudgeStep writes it), or once per run (as it
+// did before). It returns the directory and the two runs of patch 1.
+func writeTwoRunSeries(t *testing.T, deduped bool) (dir, run1, run2 string) {
+	t.Helper()
+	dir = t.TempDir()
+	lockdep := results.Crash{Title: "possible deadlock in seedfs_lookup", Type: "LOCKDEP", Frames: []string{"seedfs_lookup"}, StartLine: 3, EndLine: 5, Count: 1, Report: "lockdep report 1"}
+	lockdep2 := results.Crash{Title: "possible deadlock in seedfs_find", AltTitles: []string{lockdep.Title}, Type: "LOCKDEP", Frames: []string{"seedfs_find"}, StartLine: 6, EndLine: 8, Count: 1, Report: "lockdep report 2"}
+	oops := results.Crash{Title: "general protection fault in seedfs_readdir", Type: "GPF", Frames: []string{"seedfs_readdir"}, StartLine: 10, EndLine: 11, Count: 1, Report: "oops report"}
+	writeRun := func(step, name, suite string, status results.Status, tests []results.Test, crashes ...results.Crash) string {
+		run := filepath.Join(dir, step, name)
+		if err := os.MkdirAll(run, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var console []string
+		for i := 1; i <= 12; i++ {
+			console = append(console, fmt.Sprintf("%s console line %d", name, i))
+		}
+		os.WriteFile(filepath.Join(run, "console.log"), []byte(strings.Join(console, "\n")+"\n"), 0o644)
+		if crashes == nil {
+			crashes = []results.Crash{}
+		}
+		data, _ := json.Marshal(&results.Result{Status: status, Suite: suite, Kernel: "/out/" + step + "/bzImage", Tests: tests, Crashes: crashes})
+		if err := os.WriteFile(filepath.Join(run, "result.json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	pass := []results.Test{{Name: "t1", Status: results.StatusPass}}
+	crash := []results.Test{{Name: "t1", Status: results.StatusCrash, Message: "the VM ended during the test"}}
+	base := writeRun("base", "run-s1", "s1", results.StatusPass, pass)
+	base2 := writeRun("base", "run-s2", "s2", results.StatusPass, pass)
+	run1 = writeRun("patch-01", "run-s1", "s1", results.StatusCrash, crash, lockdep)
+	run2 = writeRun("patch-01", "run-s2", "s2", results.StatusCrash, crash, lockdep2, oops)
+	merged := lockdep
+	merged.AltTitles = []string{lockdep2.Title}
+	crashes := []results.SeriesCrash{{Crash: merged, Status: results.CrashNew, Run: run1, AlsoIn: []string{run2}}, {Crash: oops, Status: results.CrashNew, Run: run2}}
+	if !deduped {
+		crashes = []results.SeriesCrash{{Crash: lockdep, Status: results.CrashNew, Run: run1}, {Crash: lockdep2, Status: results.CrashNew, Run: run2}, {Crash: oops, Status: results.CrashNew, Run: run2}}
+	}
+	s := results.SeriesResult{Status: results.StatusRegression, Source: "/src/linux", Series: filepath.Join(dir, "no-such.mbox"), Suites: []string{"s1", "s2"},
+		Base:     &results.Step{Verdict: results.VerdictPass, Runs: []string{base, base2}, Crashes: []results.SeriesCrash{}},
+		Patches:  []*results.PatchVerdict{{Index: 1, Subject: "seedfs: lookup", Step: results.Step{Verdict: results.VerdictCrash, Runs: []string{run1, run2}, Crashes: crashes}}},
+		FirstBad: &results.FirstBad{Index: 1, Subject: "seedfs: lookup", Verdict: results.VerdictCrash, Title: lockdep.Title, Reproduce: "kregress test --series x"},
+	}
+	data, _ := json.Marshal(&s)
+	if err := os.WriteFile(filepath.Join(dir, "result.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, run1, run2
+}
+
+// TestSameCrashInTwoRuns: a crash two runs of one series step show is one
+// crash of the step, from the first run, whose page section and mail say
+// where else it was seen; a different crash of the second run stays apart,
+// and the step table's links still lead to the sections. The series'
+// result.json may list the crash once (also_in) or once per run.
+func TestSameCrashInTwoRuns(t *testing.T) {
+	for _, deduped := range []bool{true, false} {
+		dir, run1, run2 := writeTwoRunSeries(t, deduped)
+		m, err := Load(dir, Options{Context: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := m.Steps[1]
+		var got []string
+		for _, c := range st.Crashes {
+			g := fmt.Sprintf("%s [%s] %s:%d", c.Title, c.Status, filepath.Base(c.RunDir), c.StartLine)
+			for _, a := range c.Also {
+				g += fmt.Sprintf(" also %s:%d", filepath.Base(a.RunDir), a.StartLine)
+			}
+			got = append(got, g)
+		}
+		want := []string{
+			"possible deadlock in seedfs_lookup [new] run-s1:3 also run-s2:6",
+			"general protection fault in seedfs_readdir [new] run-s2:10",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("deduped %v: crashes\n%s\nwant\n%s", deduped, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+
+		var page bytes.Buffer
+		if err := HTML(&page, m, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		p := page.String()
+		for _, want := range []string{
+			`<a href="#patch-01-crash-1">possible deadlock in seedfs_lookup</a>`,
+			`<a href="#patch-01-crash-2">general protection fault in seedfs_readdir</a>`,
+			`<h2 id="patch-01-crash-1">patch 1/1: possible deadlock in seedfs_lookup</h2>`,
+			`<h2 id="patch-01-crash-2">patch 1/1: general protection fault in seedfs_readdir</h2>`,
+			"<dt>also known as</dt><dd>possible deadlock in seedfs_find</dd>",
+			"<dt>console</dt><dd>" + run1 + "/console.log lines 3-5</dd><dt>also seen in</dt><dd>" + run2 + "/console.log lines 6-8</dd>",
+		} {
+			if !strings.Contains(p, want) {
+				t.Errorf("deduped %v: page lacks %s", deduped, want)
+			}
+		}
+		// The second run's title is only one of the crash's other names.
+		if n := strings.Count(p, "<h2 id=\"patch-01-crash-"); n != 2 || strings.Count(p, "seedfs_find") != 1 || strings.Count(p, "also seen in") != 1 {
+			t.Errorf("deduped %v: %d crash sections, want 2, the shared crash once, one also-seen-in line", deduped, n)
+		}
+
+		var mail bytes.Buffer
+		if err := Email(&mail, m, Options{}, MailOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		body := mail.String()
+		if strings.Count(body, "\npossible deadlock in seedfs_lookup\n") != 1 || !strings.Contains(body, "\nalso seen in: "+run2+"\n") || strings.Contains(body, "seedfs_find") {
+			t.Errorf("deduped %v: the mail does not list the shared crash once, with the other run:\n%s", deduped, body)
+		}
+
+		// JUnit still gives each run's crashing test the crash as its
+		// own run showed it.
+		var junit bytes.Buffer
+		if err := JUnit(&junit, m); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(junit.String(), `message="possible deadlock in seedfs_find" type="crash LOCKDEP"`) {
+			t.Errorf("deduped %v: the second run's crashing test lost its crash:\n%s", deduped, junit.String())
+		}
+
+		// KCIDB: one issue per crash, an incident per test that showed it.
+		var kcidb bytes.Buffer
+		if err := KCIDB(&kcidb, m); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range checkKCIDB(kcidb.Bytes()) {
+			t.Errorf("deduped %v: kcidb: %s", deduped, e)
+		}
+		var k struct {
+			Issues    []struct{ ID string }
+			Incidents []struct {
+				TestID  string `json:"test_id"`
+				IssueID string `json:"issue_id"`
+			}
+		}
+		if err := json.Unmarshal(kcidb.Bytes(), &k); err != nil {
+			t.Fatal(err)
+		}
+		var incidents []string
+		for _, i := range k.Incidents {
+			incidents = append(incidents, i.TestID+" "+i.IssueID)
+		}
+		ok := len(k.Issues) == 2 && len(incidents) == 3
+		// The shared crash's issue in both runs' tests, then the other's.
+		for n, want := range []struct {
+			test  string
+			issue int
+		}{{"patch-01:s1.t1", 0}, {"patch-01:s2.t1", 0}, {"patch-01:s2.t1", 1}} {
+			ok = ok && strings.HasSuffix(incidents[n], want.test+" "+k.Issues[want.issue].ID)
+		}
+		if !ok {
+			t.Errorf("deduped %v: kcidb: issues %v, incidents %q; want 2 issues, the shared one's incidents in both runs' tests", deduped, k.Issues, incidents)
+		}
+	}
+}
+
+// mergeRuns folds a crash of a later run into the same crash of an earlier
+// one when their statuses agree, or when the later one has none (the
+// series listed it once already); a new crash stays apart from a
+// pre-existing one, and two crashes of one run stay two.
+func TestMergeRunsStatus(t *testing.T) {
+	a := results.Crash{Title: "possible deadlock in seedfs_lookup"}
+	b := results.Crash{Title: "possible deadlock in seedfs_find", AltTitles: []string{a.Title}}
+	for _, c := range []struct {
+		name    string
+		crashes []*Crash
+		want    string
+	}{
+		{"same status", []*Crash{{Crash: a, Status: "new", RunDir: "r1"}, {Crash: b, Status: "new", RunDir: "r2"}}, "new r1 [r2]"},
+		{"no status: listed once by the series", []*Crash{{Crash: a, Status: "pre-existing", RunDir: "r1"}, {Crash: b, RunDir: "r2"}}, "pre-existing r1 [r2]"},
+		{"new apart from pre-existing", []*Crash{{Crash: a, Status: "pre-existing", RunDir: "r1"}, {Crash: b, Status: "new", RunDir: "r2"}}, "pre-existing r1 []; new r2 []"},
+		{"one run", []*Crash{{Crash: a, Status: "new", RunDir: "r1"}, {Crash: b, Status: "new", RunDir: "r1"}}, "new r1 []; new r1 []"},
+		{"sound into corrupted", []*Crash{{Crash: results.Crash{Title: a.Title, Corrupted: true}, Status: "new", RunDir: "r1"}, {Crash: b, Status: "new", RunDir: "r2"}}, "new r1 []; new r2 []"},
+	} {
+		var got []string
+		for _, m := range mergeRuns(c.crashes) {
+			var also []string
+			for _, o := range m.Also {
+				also = append(also, o.RunDir)
+			}
+			got = append(got, fmt.Sprintf("%s %s %v", m.Status, m.RunDir, also))
+		}
+		if g := strings.Join(got, "; "); g != c.want {
+			t.Errorf("%s: %s, want %s", c.name, g, c.want)
+		}
+	}
+}
