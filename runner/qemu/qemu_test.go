@@ -357,17 +357,29 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// needKVMDevice skips t, saying why, when /dev/kvm does not open.
+func needKVMDevice(t *testing.T, why string) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("%s: %v", why, err)
+	}
+	f.Close()
+}
+
+// restoreProbe puts the probe's boot and reference kernel back when t
+// ends, for a test that replaces them.
+func restoreProbe(t *testing.T) {
+	saved, savedRef := probeBoot, referenceKernel
+	t.Cleanup(func() { probeBoot, referenceKernel = saved, savedRef })
+}
+
 // TestProbeCache: without a reference kernel, a yes holds for every
 // kernel, a no only for the kernel it was found with, so one bad kernel
 // does not send later runs to TCG.
 func TestProbeCache(t *testing.T) {
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
-		t.Skipf("the cache is only consulted when /dev/kvm opens: %v", err)
-	} else {
-		f.Close()
-	}
-	saved, savedRef := probeBoot, referenceKernel
-	defer func() { probeBoot, referenceKernel = saved, savedRef }()
+	needKVMDevice(t, "the cache is only consulted when /dev/kvm opens")
+	restoreProbe(t)
 	referenceKernel = func() string { return "" }
 	var booted []string
 	answer := map[string]string{}
@@ -411,11 +423,7 @@ func TestKVMSilence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; not with -short")
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
-		t.Skipf("no usable /dev/kvm: %v", err)
-	} else {
-		f.Close()
-	}
+	needKVMDevice(t, "no usable /dev/kvm")
 	kernel, modDir := testkernel.DebianWithModules(t)
 	img := agentImage(t, modDir, "")
 	start := time.Now()
@@ -479,13 +487,8 @@ func TestQEMUKilledMidCommand(t *testing.T) {
 // and its no holds for every kernel: a broken KVM costs one probe per
 // host, not one per kernel.
 func TestProbeReferenceKernel(t *testing.T) {
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
-		t.Skipf("the probe only boots when /dev/kvm opens: %v", err)
-	} else {
-		f.Close()
-	}
-	saved, savedRef := probeBoot, referenceKernel
-	defer func() { probeBoot, referenceKernel = saved, savedRef }()
+	needKVMDevice(t, "the probe only boots when /dev/kvm opens")
+	restoreProbe(t)
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "vmlinuz-ref")
 	os.WriteFile(ref, []byte("ref"), 0o644)
