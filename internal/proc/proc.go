@@ -222,7 +222,7 @@ func killDescendants() {
 	}
 }
 
-// Descendants returns the live (not zombie) processes below pid, found by
+// Descendants returns the live processes (see Alive) below pid, found by
 // walking /proc.
 func Descendants(pid int) []int {
 	ents, err := os.ReadDir("/proc")
@@ -236,12 +236,12 @@ func Descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		ppid, state, ok := stat(p)
+		ppid, state, ok := stat("/proc/" + e.Name())
 		if !ok {
 			continue
 		}
 		children[ppid] = append(children[ppid], p)
-		live[p] = state != "Z" && state != "X"
+		live[p] = state != "Z" && state != "X" || Alive(p) // a zombie leader's threads may live on
 	}
 	var out []int
 	queue := []int{pid}
@@ -258,7 +258,7 @@ func Descendants(pid int) []int {
 	return out
 }
 
-// Tagged returns the live (not zombie) processes whose environment holds
+// Tagged returns the live processes (see Alive) whose environment holds
 // key=value, wherever they were reparented: tests and soak runs tag what
 // they start with a unique value and look for survivors with it.
 func Tagged(key, value string) []int {
@@ -274,11 +274,30 @@ func Tagged(key, value string) []int {
 		if err != nil || !bytes.Contains(env, want) {
 			continue
 		}
-		if _, state, ok := stat(pid); ok && state != "Z" && state != "X" {
+		if Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// Alive says whether process pid exists and one of its threads is not a
+// zombie. A killed process's threads exit one by one: its leader can be a
+// zombie, and its environment unreadable (Tagged no longer finds it), while
+// another thread still holds the process's files and their locks. Callers
+// that must know a process is gone remember its pid and ask Alive.
+func Alive(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid)
+	if _, state, ok := stat(dir); ok && state != "Z" && state != "X" {
+		return true
+	}
+	tasks, _ := os.ReadDir(dir + "/task")
+	for _, t := range tasks {
+		if _, state, ok := stat(dir + "/task/" + t.Name()); ok && state != "Z" && state != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // Describe gives "pid command line" for each pid, one a line, for
@@ -292,9 +311,10 @@ func Describe(pids []int) string {
 	return b.String()
 }
 
-// stat reads a process's parent and state from /proc/PID/stat.
-func stat(pid int) (ppid int, state string, ok bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// stat reads a process's (or a thread's) parent and state from the stat
+// file of its /proc directory.
+func stat(dir string) (ppid int, state string, ok bool) {
+	data, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return 0, "", false
 	}

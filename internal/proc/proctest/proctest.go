@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,10 @@ type Parent struct {
 	Tag string
 	// First is the first line the helper printed.
 	First string
+	// seen holds every pid found tagged so far: an exiting process drops
+	// out of proc.Tagged (its environment goes with its memory) before it
+	// has closed its files.
+	seen map[int]bool
 }
 
 // Start runs the test binary's helper test (by name) with env added, and
@@ -49,13 +54,33 @@ func Start(t *testing.T, helper string, env ...string) *Parent {
 	return p
 }
 
-// Procs lists the live processes of the parent (itself included).
-func (p *Parent) Procs() []int { return proc.Tagged(TagEnv, p.Tag) }
+// Procs lists the live processes of the parent (itself included): the
+// tagged ones, and those seen tagged by an earlier call that are not
+// zombies yet.
+func (p *Parent) Procs() []int {
+	if p.seen == nil {
+		p.seen = map[int]bool{}
+	}
+	for _, pid := range proc.Tagged(TagEnv, p.Tag) {
+		p.seen[pid] = true
+	}
+	var live []int
+	for pid := range p.seen {
+		if proc.Alive(pid) {
+			live = append(live, pid)
+		} else {
+			delete(p.seen, pid)
+		}
+	}
+	sort.Ints(live)
+	return live
+}
 
 // KillAndCheck SIGKILLs the helper and fails t if any process it started
 // is still alive after within (they are killed then).
 func (p *Parent) KillAndCheck(t *testing.T, within time.Duration) {
 	t.Helper()
+	p.Procs() // remember them while their environments can be read
 	p.Cmd.Process.Signal(syscall.SIGKILL)
 	p.Cmd.Wait()
 	deadline := time.Now().Add(within)
