@@ -6,7 +6,6 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,16 +40,6 @@ func init() {
 	syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0) // this thread only
 }
 
-// state reads the state letter of /proc/PID/stat ("" if it is gone).
-func state(pid int) string {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	s := string(data)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 {
-		return s[i+2 : i+3]
-	}
-	return ""
-}
-
 // TestAliveWhileAThreadLives: a process whose leader thread is a zombie
 // but another thread still runs is alive (it holds its files and their
 // locks); the kill check remembers it although its environment is gone;
@@ -65,8 +54,8 @@ func TestAliveWhileAThreadLives(t *testing.T) {
 		t.Fatalf("Procs() = %v before the leader exits, want %d in it", got, pid)
 	}
 	syscall.Kill(pid, syscall.SIGUSR1)
-	if !waitFor(5*time.Second, func() bool { return state(pid) == "Z" }) {
-		t.Fatalf("the leader thread of %d did not exit: state %q", pid, state(pid))
+	if !waitFor(5*time.Second, func() bool { return proc.State(pid) == "Z" }) {
+		t.Fatalf("the leader thread of %d did not exit: state %q", pid, proc.State(pid))
 	}
 	if !proc.Alive(pid) {
 		t.Errorf("Alive(%d) = false with its leader a zombie and another thread running", pid)

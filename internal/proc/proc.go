@@ -241,7 +241,7 @@ func Descendants(pid int) []int {
 			continue
 		}
 		children[ppid] = append(children[ppid], p)
-		live[p] = state != "Z" && state != "X" || Alive(p) // a zombie leader's threads may live on
+		live[p] = running(state) || Alive(p) // a zombie leader's threads may live on
 	}
 	var out []int
 	queue := []int{pid}
@@ -288,17 +288,21 @@ func Tagged(key, value string) []int {
 // that must know a process is gone remember its pid and ask Alive.
 func Alive(pid int) bool {
 	dir := "/proc/" + strconv.Itoa(pid)
-	if _, state, ok := stat(dir); ok && state != "Z" && state != "X" {
+	if _, state, ok := stat(dir); ok && running(state) {
 		return true
 	}
 	tasks, _ := os.ReadDir(dir + "/task")
 	for _, t := range tasks {
-		if _, state, ok := stat(dir + "/task/" + t.Name()); ok && state != "Z" && state != "X" {
+		if _, state, ok := stat(dir + "/task/" + t.Name()); ok && running(state) {
 			return true
 		}
 	}
 	return false
 }
+
+// running says whether a /proc stat state is a task's that has not exited
+// (not Z, a zombie, nor X, dead).
+func running(state string) bool { return state != "Z" && state != "X" }
 
 // Describe gives "pid command line" for each pid, one a line, for
 // messages.

@@ -38,7 +38,7 @@ type Parent struct {
 // ends if still running.
 func Start(t *testing.T, helper string, env ...string) *Parent {
 	t.Helper()
-	p := &Parent{Tag: fmt.Sprint(time.Now().UnixNano())}
+	p := &Parent{Tag: fmt.Sprint(time.Now().UnixNano()), seen: map[int]bool{}}
 	p.Cmd = exec.Command(os.Args[0], "-test.run=^"+helper+"$")
 	p.Cmd.Env = append(append(os.Environ(), env...), TagEnv+"="+p.Tag)
 	out, err := p.Cmd.StdoutPipe()
@@ -58,9 +58,6 @@ func Start(t *testing.T, helper string, env ...string) *Parent {
 // tagged ones, and those seen tagged by an earlier call that are not
 // zombies yet.
 func (p *Parent) Procs() []int {
-	if p.seen == nil {
-		p.seen = map[int]bool{}
-	}
 	for _, pid := range proc.Tagged(TagEnv, p.Tag) {
 		p.seen[pid] = true
 	}
